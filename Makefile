@@ -1,0 +1,54 @@
+# Two commands on a fresh machine:  make demo  (run the pipeline)   make test  (run the tests)
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+
+.PHONY: venv services-up services-down services-status schema topics test lint \
+        run demo producer consumer simulator bench drill lock clean
+
+venv: $(INSTALLED)
+
+# Dependencies come from the hashed lock only; the code runs from the checkout (python -m ...).
+$(INSTALLED): requirements.lock pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --require-hashes -r requirements.lock
+	touch $@
+
+lock:  ## re-resolve requirements.lock from pyproject.toml (needs uv in the venv)
+	$(PY) -m pip install -q uv && $(VENV)/bin/uv pip compile pyproject.toml --extra dev \
+	  --generate-hashes --python-version 3.11 --no-header -o requirements.lock
+
+services-up: venv     ## Kafka + MySQL on loopback, schema applied, topics ensured
+	$(PY) ops/services.py up
+
+services-down:        ## stop what services-up started (by PID file)
+	$(PY) ops/services.py down
+
+services-status:
+	$(PY) ops/services.py status
+
+schema: venv
+	$(PY) ops/services.py schema
+
+topics: venv
+	$(PY) -m shared.topics ensure
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: venv            ## lint, type-check and the whole suite against real Kafka and MariaDB
+	ops/run-tests.sh
+
+producer: venv
+	$(PY) -m producer
+
+consumer: venv
+	$(PY) -m consumer
+
+simulator: venv
+	$(PY) -m simulator --port 8765
+
+clean: services-down
+	rm -rf .run

@@ -1,0 +1,1 @@
+"""Consumer service: Kafka raw topic -> MySQL `order`, one pinned writer thread per product."""

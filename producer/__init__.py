@@ -1,0 +1,1 @@
+"""Producer service: Coinbase WebSocket feed -> Kafka raw topic."""

@@ -1,0 +1,40 @@
+-- Database objects of the pipeline. Safe to apply any number of times.
+-- Applied by `make services-up` (local), by MySQL's first start in docker compose,
+-- and by hand in the cloud: mysql -h ... -u admin -p < schema.sql
+
+CREATE DATABASE IF NOT EXISTS coinbase CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
+
+-- One row per trade ticker. Column names are Coinbase's ticker field names.
+-- Money: DECIMAL(38,18), exact; the consumer rejects values that would not fit
+-- (MariaDB would round extra digits with only a note). `time` is UTC.
+CREATE TABLE IF NOT EXISTS coinbase.`order` (
+    product_id      VARCHAR(32)      NOT NULL,
+    sequence        BIGINT UNSIGNED  NOT NULL,
+    trade_id        BIGINT UNSIGNED  NOT NULL,
+    price           DECIMAL(38,18)   NOT NULL,
+    side            ENUM('buy','sell') NOT NULL,
+    last_size       DECIMAL(38,18)   NOT NULL,
+    best_bid        DECIMAL(38,18)   NOT NULL,
+    best_bid_size   DECIMAL(38,18)   NULL,      -- missing in older captures
+    best_ask        DECIMAL(38,18)   NOT NULL,
+    best_ask_size   DECIMAL(38,18)   NULL,      -- missing in older captures
+    open_24h        DECIMAL(38,18)   NOT NULL,
+    volume_24h      DECIMAL(38,18)   NOT NULL,
+    low_24h         DECIMAL(38,18)   NOT NULL,
+    high_24h        DECIMAL(38,18)   NOT NULL,
+    volume_30d      DECIMAL(38,18)   NOT NULL,
+    time            DATETIME(6)      NOT NULL,  -- trade time, UTC, truncated to microseconds
+    received_at     DATETIME(6)      NULL,      -- producer's receive time, UTC
+    kafka_partition INT UNSIGNED     NOT NULL,
+    kafka_offset    BIGINT UNSIGNED  NOT NULL,
+    inserted_at     DATETIME(6)      NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    -- The only unique key, so an insert can collide on nothing else.
+    PRIMARY KEY (product_id, sequence),
+    KEY order_product_time (product_id, time)
+) ENGINE=InnoDB;
+
+-- Least privilege for the writer: it inserts and reads, nothing else.
+-- The password here is for local runs only; set a real one in the cloud:
+--   ALTER USER 'ticker_writer'@'%' IDENTIFIED BY '...';
+CREATE USER IF NOT EXISTS 'ticker_writer'@'%' IDENTIFIED BY 'ticker_writer';
+GRANT SELECT, INSERT ON coinbase.`order` TO 'ticker_writer'@'%';

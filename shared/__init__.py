@@ -1,0 +1,1 @@
+"""What both services share: settings, partition map, models, logging, clients."""

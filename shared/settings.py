@@ -1,0 +1,114 @@
+"""Typed settings read from the environment (and `.env`), one frozen model per service.
+
+A bad value stops the service at start-up with one line naming the variable: see `load`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal, TypeVar
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PRODUCT_ID = re.compile(r"^[A-Z0-9]{2,10}-[A-Z0-9]{2,10}$")
+
+Port = Annotated[int, Field(ge=0, le=65535)]
+
+
+class CommonSettings(BaseSettings):
+    """Settings every service needs: products, Kafka connection and logging."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    products: Annotated[tuple[str, ...], NoDecode] = ("ETH-BTC", "BTC-USD", "BTC-EUR")
+    kafka_bootstrap_servers: str = Field("localhost:9092", min_length=1)
+    kafka_topic: str = Field("coinbase.ticker", pattern=r"^[A-Za-z0-9._-]{1,249}$")
+    kafka_dlq_topic: str = Field("coinbase.ticker.dlq", pattern=r"^[A-Za-z0-9._-]{1,249}$")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
+        "PLAINTEXT"
+    )
+    # SCRAM for self-managed clusters and MSK's SCRAM auth; OAUTHBEARER for MSK IAM.
+    kafka_sasl_mechanism: (
+        Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None
+    ) = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_ca_location: str | None = None
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("products", mode="before")
+    @classmethod
+    def _split_products(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("products")
+    @classmethod
+    def _check_products(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("at least one product is required")
+        for product in value:
+            if not PRODUCT_ID.match(product):
+                raise ValueError(f"{product!r} is not a product id like BTC-USD")
+        if len(set(value)) != len(value):
+            raise ValueError("a product is listed twice; list order fixes partitions")
+        return value
+
+
+class TopicSettings(CommonSettings):
+    """Settings of `python -m shared.topics`."""
+
+    kafka_retention_ms: int = Field(-1, ge=-1)  # -1 keeps everything: the topic is the archive
+    kafka_replication_factor: int = Field(-1, ge=-1)  # -1 takes the broker's default
+
+
+class ProducerSettings(CommonSettings):
+    """Settings of `python -m producer`."""
+
+    coinbase_ws_url: str = Field(
+        "wss://ws-feed.exchange.coinbase.com", pattern=r"^wss?://[^\s]+$"
+    )
+    coinbase_api_key: SecretStr | None = None
+    coinbase_api_secret: SecretStr | None = None
+    coinbase_api_passphrase: SecretStr | None = None
+    producer_metrics_port: Port = 9101
+    # librdkafka's queue is the bounded buffer between the socket and the broker.
+    producer_buffer_messages: int = Field(100_000, ge=100, le=10_000_000)
+    producer_linger_ms: int = Field(5, ge=0, le=1000)
+    producer_delivery_timeout_ms: int = Field(300_000, ge=1000)
+    feed_stale_after_s: float = Field(5.0, gt=0)  # five missed one-second heartbeats
+    reconnect_min_s: float = Field(0.25, gt=0)
+    reconnect_max_s: float = Field(30.0, gt=0)
+    flush_timeout_s: float = Field(10.0, ge=0)
+
+
+class ConsumerSettings(CommonSettings):
+    """Settings of `python -m consumer` and its backfill command."""
+
+    kafka_group_id: str = Field("order-writer", min_length=1)
+    mysql_host: str = "127.0.0.1"
+    mysql_port: Port = 3306
+    mysql_user: str = "ticker_writer"
+    mysql_password: SecretStr = SecretStr("")
+    mysql_database: str = Field("coinbase", pattern=r"^[A-Za-z0-9_]{1,64}$")
+    mysql_ssl_ca: str | None = None
+    consumer_metrics_port: Port = 9102
+    batch_max_rows: int = Field(5000, ge=1, le=100_000)
+    batch_max_wait_ms: int = Field(20, ge=0, le=60_000)
+    shutdown_timeout_s: float = Field(20.0, gt=0)
+
+
+Settings = TypeVar("Settings", bound=CommonSettings)
+
+
+def load(settings_class: type[Settings]) -> Settings:
+    """Read settings, or exit with one line naming the first bad variable."""
+    try:
+        return settings_class()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]).upper() if first["loc"] else "settings"
+        raise SystemExit(f"invalid setting {name}: {first['msg']}") from None

@@ -1,0 +1,87 @@
+"""`python -m shared.topics ensure`: create the raw and dead-letter topics if missing.
+
+The raw topic gets one partition per configured product. An existing topic with fewer
+partitions than products is refused: products would share or miss partitions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from shared.kafka_clients import admin_client
+from shared.logs import configure_logging, get_logger
+from shared.settings import TopicSettings, load
+
+log = get_logger(__name__)
+
+
+class TopicError(Exception):
+    """The topic exists in a shape the pipeline can't use."""
+
+
+def ensure_topic(
+    admin: AdminClient,
+    name: str,
+    partitions: int,
+    retention_ms: int,
+    replication_factor: int = -1,
+    timeout_s: float = 30.0,
+) -> bool:
+    """Create `name` with `partitions` partitions unless it exists; True if created."""
+    existing = admin.list_topics(timeout=timeout_s).topics.get(name)
+    if existing is not None and existing.error is None:
+        if len(existing.partitions) < partitions:
+            raise TopicError(
+                f"topic {name} has {len(existing.partitions)} partitions but {partitions} "
+                "products are configured; add partitions first (see README: adding an instrument)"
+            )
+        return False
+    topic = NewTopic(
+        name,
+        num_partitions=partitions,
+        replication_factor=replication_factor,
+        config={"retention.ms": str(retention_ms), "cleanup.policy": "delete"},
+    )
+    future = admin.create_topics([topic], operation_timeout=timeout_s)[name]
+    try:
+        future.result(timeout=timeout_s)
+    except KafkaException as exc:
+        if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":  # a concurrent ensure won the race
+            raise
+        return False
+    return True
+
+
+def ensure_all(settings: TopicSettings) -> None:
+    admin = admin_client(settings)
+    for name in (settings.kafka_topic, settings.kafka_dlq_topic):
+        created = ensure_topic(
+            admin,
+            name,
+            partitions=len(settings.products),
+            retention_ms=settings.kafka_retention_ms,
+            replication_factor=settings.kafka_replication_factor,
+        )
+        log.info("topic ready", topic=name, created=created, partitions=len(settings.products))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m shared.topics", description=__doc__)
+    parser.add_argument("command", choices=["ensure"])
+    parser.parse_args(argv)
+    settings = load(TopicSettings)
+    configure_logging(settings.log_format, settings.log_level)
+    try:
+        ensure_all(settings)
+    except TopicError as exc:
+        print(f"refusing: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""The real broker and database answer, and the schema/topic commands behave."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from decimal import Decimal
+
+import pymysql
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from ops import services as ops_services
+from shared.topics import TopicError, ensure_topic
+from tests.conftest import (
+    APP_PASSWORD,
+    APP_USER,
+    ROOT,
+    Pipeline,
+    Services,
+    create_topic,
+    python_env,
+)
+
+
+def test_broker_is_real_kafka(services: Services) -> None:
+    metadata = services.admin_client().list_topics(timeout=10)
+    assert metadata.brokers, "no broker in metadata"
+    assert metadata.cluster_id
+
+
+def test_database_answers_queries(services: Services) -> None:
+    with services.admin() as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT VERSION(), @@sql_mode")
+        version, sql_mode = cursor.fetchone()  # type: ignore[misc]
+    assert version
+    assert "STRICT_TRANS_TABLES" in sql_mode
+
+
+def test_schema_applies_twice(services: Services) -> None:
+    ops_services.apply_schema()
+    ops_services.apply_schema()
+    with services.admin("coinbase") as connection, connection.cursor() as cursor:
+        cursor.execute("SHOW INDEX FROM `order` WHERE Non_unique = 0")
+        unique_columns = [row[4] for row in cursor.fetchall()]
+        cursor.execute(
+            "SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS "
+            "WHERE TABLE_SCHEMA = 'coinbase' AND TABLE_NAME = 'order'"
+        )
+        types = dict(cursor.fetchall())
+    assert unique_columns == ["product_id", "sequence"]
+    assert types["price"] == "decimal(38,18)"
+    assert types["time"] == "datetime(6)"
+    for name in ("product_id", "sequence", "trade_id", "side", "last_size", "best_bid",
+                 "best_bid_size", "best_ask", "best_ask_size", "open_24h", "volume_24h",
+                 "low_24h", "high_24h", "volume_30d"):
+        assert name in types
+
+
+def test_app_user_may_only_insert_and_select(pipeline: Pipeline) -> None:
+    connection = pymysql.connect(
+        host=pipeline.services.mysql_host, port=pipeline.services.mysql_port,
+        user=APP_USER, password=APP_PASSWORD, database=pipeline.database, autocommit=True,
+    )
+    with connection, connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO `order` (product_id, sequence, trade_id, price, side, last_size, "
+            "best_bid, best_ask, open_24h, volume_24h, low_24h, high_24h, volume_30d, time, "
+            "kafka_partition, kafka_offset) VALUES ('BTC-USD', 1, 2, '84140.830000000000000001', "
+            "'buy', '0.00004104', '1', '2', '3', '4', '5', '6', '7', "
+            "'2026-09-29 13:45:58.116787', 1, 0)"
+        )
+        cursor.execute("SELECT price, time FROM `order`")
+        price, when = cursor.fetchone()  # type: ignore[misc]
+        assert price == Decimal("84140.830000000000000001")
+        assert when.microsecond == 116787
+        for statement in ("DELETE FROM `order`", "UPDATE `order` SET price = 0",
+                          "DROP TABLE `order`"):
+            with pytest.raises(pymysql.err.OperationalError, match="denied"):
+                cursor.execute(statement)
+
+
+def test_kafka_round_trip(pipeline: Pipeline) -> None:
+    producer = Producer({"bootstrap.servers": pipeline.services.bootstrap})
+    producer.produce(pipeline.topic, b"hello", key=b"BTC-USD", partition=1)
+    assert producer.flush(10) == 0
+    consumer = Consumer({"bootstrap.servers": pipeline.services.bootstrap,
+                         "group.id": pipeline.group_id, "auto.offset.reset": "earliest"})
+    consumer.assign([TopicPartition(pipeline.topic, 1, 0)])
+    message = consumer.poll(15)
+    consumer.close()
+    assert message is not None and message.error() is None
+    assert (message.key(), message.value(), message.partition()) == (b"BTC-USD", b"hello", 1)
+
+
+def test_ensure_creates_one_partition_per_product_and_is_idempotent(services: Services) -> None:
+    name = f"test.ensure.{uuid.uuid4().hex[:8]}"
+    admin = services.admin_client()
+    assert ensure_topic(admin, name, partitions=3, retention_ms=-1) is True
+    assert ensure_topic(admin, name, partitions=3, retention_ms=-1) is False
+    topic = admin.list_topics(name, timeout=10).topics[name]
+    assert len(topic.partitions) == 3
+
+
+def test_ensure_refuses_topic_with_too_few_partitions(services: Services) -> None:
+    name = f"test.narrow.{uuid.uuid4().hex[:8]}"
+    create_topic(services, name, partitions=2)
+    with pytest.raises(TopicError, match="has 2 partitions but 3"):
+        ensure_topic(services.admin_client(), name, partitions=3, retention_ms=-1)
+    result = subprocess.run(
+        [sys.executable, "-m", "shared.topics", "ensure"], cwd=ROOT, capture_output=True,
+        text=True, env=python_env({"KAFKA_BOOTSTRAP_SERVERS": services.bootstrap,
+                                   "KAFKA_TOPIC": name, "LOG_FORMAT": "json"}),
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "has 2 partitions but 3 products" in result.stderr
+
+
+def test_bad_setting_stops_with_one_line_naming_it(services: Services) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "shared.topics", "ensure"], cwd=ROOT, capture_output=True,
+        text=True, env=python_env({"PRODUCTS": "BTC-USD,not a product"}),
+    )
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("invalid setting PRODUCTS:")
