@@ -1,0 +1,100 @@
+"""One Kafka record -> a row for `order`, a skipped snapshot, or a dead letter with its reason."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import orjson
+from pydantic import ValidationError
+
+from shared.kafka_clients import HEADER_RECEIVED_NS
+from shared.models import TradeTicker
+
+# Column order of every row tuple; the writer's INSERT lists the same names.
+COLUMNS = (
+    "product_id", "sequence", "trade_id", "price", "side", "last_size",
+    "best_bid", "best_bid_size", "best_ask", "best_ask_size",
+    "open_24h", "volume_24h", "low_24h", "high_24h", "volume_30d",
+    "time", "received_at", "kafka_partition", "kafka_offset",
+)
+# A ticker is about 450 bytes; anything this big is not one, whatever it parses to.
+MAX_FRAME_BYTES = 64 * 1024
+Row = tuple[object, ...]
+Headers = list[tuple[str, str | bytes | None]] | dict[str, str | bytes | None] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The ticker sent on subscribe: no trade, so no row (see README: snapshot tickers)."""
+
+
+def decode(
+    value: bytes | None,
+    headers: Headers,
+    expected_product: str,
+    partition: int,
+    offset: int,
+) -> Row | Snapshot | Rejected:
+    """Validate one raw frame from `expected_product`'s partition."""
+    if not value:
+        return Rejected("empty record")
+    if len(value) > MAX_FRAME_BYTES:
+        return Rejected(f"record of {len(value)} bytes is larger than a ticker can be")
+    try:
+        ticker = TradeTicker.model_validate_json(value)
+    except ValidationError as exc:
+        if is_snapshot(value):
+            return Snapshot()
+        return Rejected(describe(exc))
+    if ticker.product_id != expected_product:
+        return Rejected(
+            f"product_id {ticker.product_id!r} on the partition of {expected_product}"
+        )
+    return (
+        ticker.product_id, ticker.sequence, ticker.trade_id, ticker.price, ticker.side,
+        ticker.last_size, ticker.best_bid, ticker.best_bid_size, ticker.best_ask,
+        ticker.best_ask_size, ticker.open_24h, ticker.volume_24h, ticker.low_24h,
+        ticker.high_24h, ticker.volume_30d, ticker.time.replace(tzinfo=None),
+        received_at(headers), partition, offset,
+    )
+
+
+def is_snapshot(value: bytes) -> bool:
+    """A ticker without any trade field: what Coinbase sends first after subscribing."""
+    try:
+        frame = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return False
+    trade_fields = ("trade_id", "side", "time", "last_size")
+    return (
+        isinstance(frame, dict)
+        and frame.get("type") == "ticker"
+        and not any(name in frame for name in trade_fields)
+    )
+
+
+def received_at(headers: Headers) -> datetime | None:
+    """The producer's receive time (UTC, naive for DATETIME) from the record's header."""
+    pairs = headers.items() if isinstance(headers, dict) else headers or ()
+    for name, raw in pairs:
+        if name == HEADER_RECEIVED_NS and raw is not None:
+            try:
+                return datetime.fromtimestamp(int(raw) / 1e9, tz=UTC).replace(tzinfo=None)
+            except ValueError:
+                return None
+    return None
+
+
+def describe(error: ValidationError) -> str:
+    """A short reason naming the first failing fields, without echoing huge inputs."""
+    parts = []
+    for item in error.errors(include_url=False, include_input=False)[:3]:
+        where = ".".join(str(part) for part in item["loc"]) or "frame"
+        parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)

@@ -1,0 +1,71 @@
+"""Dead letters: a record that can't become a row goes to the DLQ topic with why and whence.
+
+The value is the original bytes, unchanged; headers carry the reason, the stage that
+rejected it, and (from the consumer) the source topic, partition and offset.
+"""
+
+from __future__ import annotations
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from shared.kafka_clients import (
+    HEADER_REASON,
+    HEADER_SOURCE,
+    HEADER_SOURCE_OFFSET,
+    HEADER_SOURCE_PARTITION,
+    HEADER_SOURCE_TOPIC,
+)
+
+MAX_REASON_CHARS = 500
+UNASSIGNED = -1  # librdkafka picks the partition
+
+
+class DeadLetterError(Exception):
+    """The dead-letter topic did not acknowledge a record: the source must not be committed."""
+
+
+class DeadLetterPublisher:
+    """Sends dead letters with an idempotent producer and reports failures on `flush`."""
+
+    def __init__(self, producer: Producer, topic: str, stage: str) -> None:
+        self._producer = producer
+        self._topic = topic
+        self._stage = stage
+        self._failures: list[str] = []
+
+    def publish(
+        self,
+        value: bytes | None,
+        reason: str,
+        key: bytes | None = None,
+        partition: int | None = None,
+        source_topic: str | None = None,
+        source_offset: int | None = None,
+    ) -> None:
+        headers: list[tuple[str, str | bytes | None]] = [
+            (HEADER_REASON, reason[:MAX_REASON_CHARS]),
+            (HEADER_SOURCE, self._stage),
+        ]
+        if source_topic is not None:
+            headers.append((HEADER_SOURCE_TOPIC, source_topic))
+        if partition is not None:
+            headers.append((HEADER_SOURCE_PARTITION, str(partition)))
+        if source_offset is not None:
+            headers.append((HEADER_SOURCE_OFFSET, str(source_offset)))
+        self._producer.produce(
+            self._topic, value=value, key=key, headers=headers, on_delivery=self._delivered,
+            partition=UNASSIGNED if partition is None else partition,
+        )
+
+    def flush(self, timeout_s: float) -> None:
+        """Wait until every dead letter is acknowledged, or raise DeadLetterError."""
+        remaining = self._producer.flush(timeout_s)
+        failures, self._failures = self._failures, []
+        if remaining or failures:
+            raise DeadLetterError(
+                f"{remaining} dead letters unacknowledged, {len(failures)} failed: {failures[:3]}"
+            )
+
+    def _delivered(self, error: KafkaError | None, message: Message) -> None:
+        if error is not None:
+            self._failures.append(str(error))

@@ -1,0 +1,78 @@
+"""The ticker message model: what a valid trade ticker is, and how its fields are parsed.
+
+Decimal fields stay the feed's strings (exact; MySQL parses them into DECIMAL without
+rounding) but must fit DECIMAL(38,18): at most 20 integer and 18 fractional digits,
+no sign, exponent, NaN or spaces. MariaDB would round extra digits with only a note,
+so a value that doesn't fit is rejected here instead.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+
+INTEGER_DIGITS = 20
+FRACTION_DIGITS = 18
+MAX_BIGINT = 2**63 - 1
+
+DecimalString = Annotated[
+    str,
+    StringConstraints(pattern=rf"^[0-9]{{1,{INTEGER_DIGITS}}}(\.[0-9]{{1,{FRACTION_DIGITS}}})?$"),
+]
+
+_FEED_TIME = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?Z$"
+)
+
+
+def parse_feed_time(text: str) -> datetime:
+    """Parse Coinbase's UTC time in any of its precisions; truncate to microseconds.
+
+    `.9Z` means .900000; nanoseconds are cut, never rounded (rounding could move a
+    trade into the next second). Only `Z` (UTC) is accepted.
+    """
+    match = _FEED_TIME.match(text)
+    if match is None:
+        raise ValueError(f"time {text[:40]!r} is not UTC ISO-8601 like 2026-09-29T13:45:58.116787Z")
+    year, month, day, hour, minute, second, fraction = match.groups()
+    microsecond = int((fraction or "0")[:6].ljust(6, "0"))
+    return datetime(
+        int(year), int(month), int(day), int(hour), int(minute), int(second), microsecond,
+        tzinfo=UTC,
+    )
+
+
+def _feed_time(value: object) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError("time must be a string")
+    return parse_feed_time(value)
+
+
+FeedTime = Annotated[datetime, BeforeValidator(_feed_time)]
+
+
+class TradeTicker(BaseModel):
+    """A `ticker` frame for a trade: the shape of one row of `order`."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
+
+    type: Literal["ticker"]
+    product_id: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+    sequence: Annotated[int, Field(ge=1, le=MAX_BIGINT)]
+    trade_id: Annotated[int, Field(ge=0, le=MAX_BIGINT)]
+    price: DecimalString
+    side: Literal["buy", "sell"]
+    last_size: DecimalString
+    best_bid: DecimalString
+    best_bid_size: DecimalString | None = None  # missing in older captures
+    best_ask: DecimalString
+    best_ask_size: DecimalString | None = None
+    open_24h: DecimalString
+    volume_24h: DecimalString
+    low_24h: DecimalString
+    high_24h: DecimalString
+    volume_30d: DecimalString
+    time: FeedTime

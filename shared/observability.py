@@ -1,0 +1,45 @@
+"""One small HTTP server per service: Prometheus metrics on /metrics, health on /healthz."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+# Returns (healthy, details); details are shown as JSON.
+HealthCheck = Callable[[], tuple[bool, dict[str, Any]]]
+
+
+def serve(port: int, health: HealthCheck, host: str = "0.0.0.0") -> ThreadingHTTPServer | None:
+    """Serve /metrics and /healthz on `port` in a daemon thread; port 0 disables it."""
+    if port == 0:
+        return None
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/metrics":
+                self._reply(200, CONTENT_TYPE_LATEST, generate_latest())
+            elif self.path in ("/healthz", "/health"):
+                healthy, details = health()
+                body = orjson.dumps({"healthy": healthy, **details}, default=str)
+                self._reply(200 if healthy else 503, "application/json", body)
+            else:
+                self._reply(404, "text/plain", b"not found\n")
+
+        def _reply(self, status: int, content_type: str, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # scrapes are not news
+            return
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
+    return server
