@@ -49,8 +49,9 @@ def offset_at(consumer: Consumer, topic: str, partition: int, moment: datetime |
     return int(high) if found.offset < 0 else int(found.offset)
 
 
-def plan(settings: ConsumerSettings, group_id: str, since: datetime | None,
-         until: datetime | None) -> list[Range]:
+def plan(
+    settings: ConsumerSettings, group_id: str, since: datetime | None, until: datetime | None
+) -> list[Range]:
     consumer = pinned_consumer(settings, group_id)
     try:
         ranges = []
@@ -71,13 +72,24 @@ def plan(settings: ConsumerSettings, group_id: str, since: datetime | None,
 
 def backfill(settings: ConsumerSettings, since: str, until: str | None) -> int:
     group_id = f"{settings.kafka_group_id}.backfill"
-    ranges = plan(settings, group_id, None if since == "earliest" else parse_time(since),
-                  parse_time(until) if until else None)
+    ranges = plan(
+        settings,
+        group_id,
+        None if since == "earliest" else parse_time(since),
+        parse_time(until) if until else None,
+    )
     stop = threading.Event()
     stop_on_signals(stop)
     writers = [
-        PartitionWriter(settings, item.product, item.partition, stop, group_id=group_id,
-                        start_offset=item.start, end_offset=item.end)
+        PartitionWriter(
+            settings,
+            item.product,
+            item.partition,
+            stop,
+            group_id=group_id,
+            start_offset=item.start,
+            end_offset=item.end,
+        )
         for item in ranges
     ]
     for item in ranges:
@@ -88,13 +100,19 @@ def backfill(settings: ConsumerSettings, since: str, until: str | None) -> int:
 
 
 def print_summary(ranges: list[Range], writers: list[PartitionWriter]) -> None:
-    print(f"{'product':<12}{'offsets':>22}{'written':>12}{'duplicates':>12}"
-          f"{'dead letters':>14}{'snapshots':>11}")
+    print(
+        f"{'product':<12}{'offsets':>22}{'written':>12}{'duplicates':>12}"
+        f"{'dead letters':>14}{'snapshots':>11}"
+    )
     for item, writer in zip(ranges, writers, strict=True):
         totals = writer.totals
-        print(f"{item.product:<12}{f'{item.start}..{item.end}':>22}{totals.written:>12}"
-              f"{totals.duplicates:>12}{totals.dead_letters:>14}{totals.snapshots:>11}")
-    print(f"{'total':<12}{'':>22}{sum(w.totals.written for w in writers):>12}"
-          f"{sum(w.totals.duplicates for w in writers):>12}"
-          f"{sum(w.totals.dead_letters for w in writers):>14}"
-          f"{sum(w.totals.snapshots for w in writers):>11}")
+        print(
+            f"{item.product:<12}{f'{item.start}..{item.end}':>22}{totals.written:>12}"
+            f"{totals.duplicates:>12}{totals.dead_letters:>14}{totals.snapshots:>11}"
+        )
+    print(
+        f"{'total':<12}{'':>22}{sum(w.totals.written for w in writers):>12}"
+        f"{sum(w.totals.duplicates for w in writers):>12}"
+        f"{sum(w.totals.dead_letters for w in writers):>14}"
+        f"{sum(w.totals.snapshots for w in writers):>11}"
+    )

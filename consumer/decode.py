@@ -13,10 +13,25 @@ from shared.models import TradeTicker
 
 # Column order of every row tuple; the writer's INSERT lists the same names.
 COLUMNS = (
-    "product_id", "sequence", "trade_id", "price", "side", "last_size",
-    "best_bid", "best_bid_size", "best_ask", "best_ask_size",
-    "open_24h", "volume_24h", "low_24h", "high_24h", "volume_30d",
-    "time", "received_at", "kafka_partition", "kafka_offset",
+    "product_id",
+    "sequence",
+    "trade_id",
+    "price",
+    "side",
+    "last_size",
+    "best_bid",
+    "best_bid_size",
+    "best_ask",
+    "best_ask_size",
+    "open_24h",
+    "volume_24h",
+    "low_24h",
+    "high_24h",
+    "volume_30d",
+    "time",
+    "received_at",
+    "kafka_partition",
+    "kafka_offset",
 )
 # A ticker is about 450 bytes; anything this big is not one, whatever it parses to.
 MAX_FRAME_BYTES = 64 * 1024
@@ -53,15 +68,27 @@ def decode(
             return Snapshot()
         return Rejected(describe(exc))
     if ticker.product_id != expected_product:
-        return Rejected(
-            f"product_id {ticker.product_id!r} on the partition of {expected_product}"
-        )
+        return Rejected(f"product_id {ticker.product_id!r} on the partition of {expected_product}")
     return (
-        ticker.product_id, ticker.sequence, ticker.trade_id, ticker.price, ticker.side,
-        ticker.last_size, ticker.best_bid, ticker.best_bid_size, ticker.best_ask,
-        ticker.best_ask_size, ticker.open_24h, ticker.volume_24h, ticker.low_24h,
-        ticker.high_24h, ticker.volume_30d, ticker.time.replace(tzinfo=None),
-        received_at(headers), partition, offset,
+        ticker.product_id,
+        ticker.sequence,
+        ticker.trade_id,
+        ticker.price,
+        ticker.side,
+        ticker.last_size,
+        ticker.best_bid,
+        ticker.best_bid_size,
+        ticker.best_ask,
+        ticker.best_ask_size,
+        ticker.open_24h,
+        ticker.volume_24h,
+        ticker.low_24h,
+        ticker.high_24h,
+        ticker.volume_30d,
+        ticker.time.replace(tzinfo=None),
+        received_at(headers),
+        partition,
+        offset,
     )
 
 

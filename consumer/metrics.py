@@ -14,19 +14,23 @@ DEAD_LETTERS = Counter(
 SNAPSHOTS = Counter(
     "consumer_snapshots_skipped_total", "Subscribe-time snapshot tickers (no trade)", ["product"]
 )
-RETRIES = Counter(
-    "consumer_retries_total", "Transient failures retried", ["product", "operation"]
-)
+RETRIES = Counter("consumer_retries_total", "Transient failures retried", ["product", "operation"])
 BATCH_ROWS = Histogram(
-    "consumer_batch_records", "Records per batch", ["product"],
+    "consumer_batch_records",
+    "Records per batch",
+    ["product"],
     buckets=(1, 10, 50, 100, 500, 1000, 2000, 5000, 10000),
 )
 WRITE_SECONDS = Histogram(
-    "consumer_write_seconds", "Time to write and commit one batch in MySQL", ["product"],
+    "consumer_write_seconds",
+    "Time to write and commit one batch in MySQL",
+    ["product"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 END_TO_END_SECONDS = Histogram(
-    "consumer_end_to_end_seconds", "Producer receive time to row committed", ["product"],
+    "consumer_end_to_end_seconds",
+    "Producer receive time to row committed",
+    ["product"],
     buckets=(0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 5, 30),
 )
 LAG = Gauge("consumer_lag_records", "Records in the partition not yet written", ["product"])

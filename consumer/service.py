@@ -55,8 +55,11 @@ def supervise(writers: Sequence[PartitionWriter], stop: threading.Event, timeout
     while any(writer.is_alive() for writer in writers):
         dead = [writer for writer in writers if writer.error is not None]
         if dead and not stop.is_set():
-            log.error("a writer died; stopping the others", product=dead[0].product,
-                      error=repr(dead[0].error))
+            log.error(
+                "a writer died; stopping the others",
+                product=dead[0].product,
+                error=repr(dead[0].error),
+            )
             stop.set()
         if stop.is_set():
             break

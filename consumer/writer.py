@@ -164,8 +164,12 @@ class PartitionWriter(threading.Thread):
     def publish_dead_letters(self, dead_letters: DeadLetterPublisher, batch: Batch) -> None:
         for message, reason in batch.rejected:
             dead_letters.publish(
-                message.value(), reason, key=message.key(), partition=self.partition,
-                source_topic=message.topic(), source_offset=message.offset(),
+                message.value(),
+                reason,
+                key=message.key(),
+                partition=self.partition,
+                source_topic=message.topic(),
+                source_offset=message.offset(),
             )
         dead_letters.flush(timeout_s=30)
         for message, reason in batch.rejected:
@@ -184,9 +188,7 @@ class PartitionWriter(threading.Thread):
             raise
 
     def commit(self, consumer: Consumer, next_offset: int) -> None:
-        committed = consumer.commit(
-            offsets=[self.topic_partition(next_offset)], asynchronous=False
-        )
+        committed = consumer.commit(offsets=[self.topic_partition(next_offset)], asynchronous=False)
         for topic_partition in committed or ():
             if topic_partition.error is not None:
                 raise KafkaException(topic_partition.error)
@@ -255,8 +257,11 @@ class PartitionWriter(threading.Thread):
         self.totals.state = "retrying"
         self.totals.last_loop = time.monotonic()
         metrics.RETRIES.labels(product=self.product, operation=operation).inc()
-        self.log.warning("transient failure, retrying", operation=operation,
-                         error=repr(outcome.exception()) if outcome else None)
+        self.log.warning(
+            "transient failure, retrying",
+            operation=operation,
+            error=repr(outcome.exception()) if outcome else None,
+        )
 
     def topic_partition(self, offset: int | None = None) -> TopicPartition:
         if offset is None:

@@ -53,7 +53,11 @@ class DeadLetterPublisher:
         if source_offset is not None:
             headers.append((HEADER_SOURCE_OFFSET, str(source_offset)))
         self._producer.produce(
-            self._topic, value=value, key=key, headers=headers, on_delivery=self._delivered,
+            self._topic,
+            value=value,
+            key=key,
+            headers=headers,
+            on_delivery=self._delivered,
             partition=UNASSIGNED if partition is None else partition,
         )
 

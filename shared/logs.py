@@ -30,5 +30,8 @@ def configure_logging(log_format: str = "auto", level: str = "INFO") -> None:
 
 
 def get_logger(name: str, **context: Any) -> Any:
-    """A logger bound to `name` and any context (e.g. product=...) for every line it writes."""
-    return structlog.get_logger(name).bind(**context)
+    """A logger bound to `name` and any context (e.g. product=...) for every line it writes.
+
+    Stays lazy, so module-level loggers pick up `configure_logging` called later.
+    """
+    return structlog.get_logger(logger_name=name, **context)

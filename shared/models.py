@@ -23,9 +23,7 @@ DecimalString = Annotated[
     StringConstraints(pattern=rf"^[0-9]{{1,{INTEGER_DIGITS}}}(\.[0-9]{{1,{FRACTION_DIGITS}}})?$"),
 ]
 
-_FEED_TIME = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?Z$"
-)
+_FEED_TIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?Z$")
 
 
 def parse_feed_time(text: str) -> datetime:
@@ -40,7 +38,13 @@ def parse_feed_time(text: str) -> datetime:
     year, month, day, hour, minute, second, fraction = match.groups()
     microsecond = int((fraction or "0")[:6].ljust(6, "0"))
     return datetime(
-        int(year), int(month), int(day), int(hour), int(minute), int(second), microsecond,
+        int(year),
+        int(month),
+        int(day),
+        int(hour),
+        int(minute),
+        int(second),
+        microsecond,
         tzinfo=UTC,
     )
 

@@ -9,16 +9,22 @@ from pymysql.cursors import Cursor
 from shared.settings import ConsumerSettings
 
 # Worth retrying: the server is away, restarting, overloaded, or a lock conflict.
-TRANSIENT_CODES = frozenset({
-    1040,  # too many connections
-    1053,  # server shutdown in progress
-    1205,  # lock wait timeout
-    1213,  # deadlock
-    1290, 1836,  # read-only (fail-over in progress)
-    1927,  # connection killed
-    2003, 2006, 2013, 2055,  # cannot connect / gone away / lost connection
-    4031,  # disconnected by the server for inactivity
-})
+TRANSIENT_CODES = frozenset(
+    {
+        1040,  # too many connections
+        1053,  # server shutdown in progress
+        1205,  # lock wait timeout
+        1213,  # deadlock
+        1290,
+        1836,  # read-only (fail-over in progress)
+        1927,  # connection killed
+        2003,
+        2006,
+        2013,
+        2055,  # cannot connect / gone away / lost connection
+        4031,  # disconnected by the server for inactivity
+    }
+)
 
 
 def connect(settings: ConsumerSettings) -> Connection[Cursor]:

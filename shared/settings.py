@@ -25,9 +25,7 @@ class CommonSettings(BaseSettings):
     kafka_bootstrap_servers: str = Field("localhost:9092", min_length=1)
     kafka_topic: str = Field("coinbase.ticker", pattern=r"^[A-Za-z0-9._-]{1,249}$")
     kafka_dlq_topic: str = Field("coinbase.ticker.dlq", pattern=r"^[A-Za-z0-9._-]{1,249}$")
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
-        "PLAINTEXT"
-    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     # SCRAM for self-managed clusters and MSK's SCRAM auth; OAUTHBEARER for MSK IAM.
     kafka_sasl_mechanism: (
         Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None
@@ -68,9 +66,7 @@ class TopicSettings(CommonSettings):
 class ProducerSettings(CommonSettings):
     """Settings of `python -m producer`."""
 
-    coinbase_ws_url: str = Field(
-        "wss://ws-feed.exchange.coinbase.com", pattern=r"^wss?://[^\s]+$"
-    )
+    coinbase_ws_url: str = Field("wss://ws-feed.exchange.coinbase.com", pattern=r"^wss?://[^\s]+$")
     coinbase_api_key: SecretStr | None = None
     coinbase_api_secret: SecretStr | None = None
     coinbase_api_passphrase: SecretStr | None = None

@@ -35,8 +35,12 @@ class Services:
 
     def admin(self, database: str | None = None) -> Connection[Cursor]:
         return pymysql.connect(
-            host=self.mysql_host, port=self.mysql_port, user=self.admin_user,
-            password=self.admin_password, database=database, autocommit=True,
+            host=self.mysql_host,
+            port=self.mysql_port,
+            user=self.admin_user,
+            password=self.admin_password,
+            database=database,
+            autocommit=True,
         )
 
     def admin_client(self) -> AdminClient:
@@ -122,8 +126,11 @@ def pipeline(services: Services) -> Iterator[Pipeline]:
     suffix = uuid.uuid4().hex[:10]
     products = ("ETH-BTC", "BTC-USD", "BTC-EUR")
     found = Pipeline(
-        services=services, products=products, topic=f"test.ticker.{suffix}",
-        dlq_topic=f"test.ticker.dlq.{suffix}", database=f"test_{suffix}",
+        services=services,
+        products=products,
+        topic=f"test.ticker.{suffix}",
+        dlq_topic=f"test.ticker.dlq.{suffix}",
+        database=f"test_{suffix}",
         group_id=f"test-writer-{suffix}",
     )
     create_topic(services, found.topic, len(products))

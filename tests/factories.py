@@ -22,14 +22,25 @@ BASE_TIME = datetime(2026, 9, 29, 13, 45, 58, 116787, tzinfo=UTC)
 def ticker(product: str, sequence: int, trade_id: int | None = None, **fields: object) -> bytes:
     """A trade ticker frame in Coinbase's key order; `fields` override or add keys."""
     frame: dict[str, object] = {
-        "type": "ticker", "sequence": sequence, "product_id": product,
-        "price": f"{84000 + sequence % 1000}.{sequence % 100:02d}", "open_24h": "83629.9",
-        "volume_24h": "5667.41926850", "low_24h": "82510.37", "high_24h": "84557.01",
-        "volume_30d": "180889.67159800", "best_bid": "84138.41", "best_bid_size": "0.02880000",
-        "best_ask": "84146.91", "best_ask_size": "0.00949200", "side": "buy",
+        "type": "ticker",
+        "sequence": sequence,
+        "product_id": product,
+        "price": f"{84000 + sequence % 1000}.{sequence % 100:02d}",
+        "open_24h": "83629.9",
+        "volume_24h": "5667.41926850",
+        "low_24h": "82510.37",
+        "high_24h": "84557.01",
+        "volume_30d": "180889.67159800",
+        "best_bid": "84138.41",
+        "best_bid_size": "0.02880000",
+        "best_ask": "84146.91",
+        "best_ask_size": "0.00949200",
+        "side": "buy",
         "time": (BASE_TIME + timedelta(milliseconds=sequence % 100_000)).strftime(
-            "%Y-%m-%dT%H:%M:%S.%fZ"),
-        "trade_id": trade_id if trade_id is not None else sequence * 2, "last_size": "0.00004104",
+            "%Y-%m-%dT%H:%M:%S.%fZ"
+        ),
+        "trade_id": trade_id if trade_id is not None else sequence * 2,
+        "last_size": "0.00004104",
     }
     frame.update(fields)
     return orjson.dumps({key: value for key, value in frame.items() if value is not None})
@@ -38,16 +49,26 @@ def ticker(product: str, sequence: int, trade_id: int | None = None, **fields: o
 def patched(frame: bytes, **fields: object) -> bytes:
     """`frame` with some fields replaced (to make bad frames); big ints kept exact."""
     values = orjson.loads(frame) | fields
-    body = ",".join(f'"{key}":{value}' if isinstance(value, int) else
-                    f'"{key}":{orjson.dumps(value).decode()}' for key, value in values.items())
+    body = ",".join(
+        f'"{key}":{value}' if isinstance(value, int) else f'"{key}":{orjson.dumps(value).decode()}'
+        for key, value in values.items()
+    )
     return ("{" + body + "}").encode()
 
 
 def snapshot(product: str, sequence: int | None = None) -> bytes:
-    frame: dict[str, object] = {"type": "ticker", "product_id": product, "price": "0",
-                                "open_24h": "0", "volume_24h": "0", "low_24h": "0",
-                                "high_24h": "0", "volume_30d": "0", "best_bid": "0.00000",
-                                "best_ask": "0.00000"}
+    frame: dict[str, object] = {
+        "type": "ticker",
+        "product_id": product,
+        "price": "0",
+        "open_24h": "0",
+        "volume_24h": "0",
+        "low_24h": "0",
+        "high_24h": "0",
+        "volume_30d": "0",
+        "best_bid": "0.00000",
+        "best_ask": "0.00000",
+    }
     if sequence is not None:
         frame["sequence"] = sequence
     return orjson.dumps(frame)
@@ -59,8 +80,11 @@ def produce(pipeline: Pipeline, records: Iterable[tuple[int, bytes]]) -> int:
     count = 0
     for partition, value in records:
         producer.produce(
-            pipeline.topic, value=value, key=pipeline.products[partition].encode(),
-            partition=partition, headers=[("received_ns", str(time.time_ns())), ("source", "test")],
+            pipeline.topic,
+            value=value,
+            key=pipeline.products[partition].encode(),
+            partition=partition,
+            headers=[("received_ns", str(time.time_ns())), ("source", "test")],
         )
         count += 1
         if count % 10_000 == 0:
@@ -71,10 +95,13 @@ def produce(pipeline: Pipeline, records: Iterable[tuple[int, bytes]]) -> int:
 
 def read_all(bootstrap: str, topic: str, partitions: int, timeout_s: float = 10) -> list[Message]:
     """Every record currently in `topic`, read from the start of each partition."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "test-reader",
-                         "enable.auto.commit": False})
-    ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            for p in range(partitions)}
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "test-reader", "enable.auto.commit": False}
+    )
+    ends = {
+        p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+        for p in range(partitions)
+    }
     consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions) if ends[p] > 0])
     found: list[Message] = []
     deadline = time.monotonic() + timeout_s
@@ -87,8 +114,12 @@ def read_all(bootstrap: str, topic: str, partitions: int, timeout_s: float = 10)
 
 
 def committed(pipeline: Pipeline, group_id: str | None = None) -> list[int]:
-    consumer = Consumer({"bootstrap.servers": pipeline.services.bootstrap,
-                         "group.id": group_id or pipeline.group_id})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": pipeline.services.bootstrap,
+            "group.id": group_id or pipeline.group_id,
+        }
+    )
     offsets = consumer.committed(
         [TopicPartition(pipeline.topic, p) for p in range(len(pipeline.products))], timeout=10
     )
@@ -96,10 +127,15 @@ def committed(pipeline: Pipeline, group_id: str | None = None) -> list[int]:
     return [tp.offset for tp in offsets]
 
 
-def start_service(module: str, pipeline: Pipeline, *args: str, **env: str) -> subprocess.Popen[bytes]:
+def start_service(
+    module: str, pipeline: Pipeline, *args: str, **env: str
+) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", module, *args], cwd=ROOT, env=python_env(pipeline.env(**env)),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        env=python_env(pipeline.env(**env)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
 
 

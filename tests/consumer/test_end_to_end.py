@@ -24,8 +24,19 @@ from tests.factories import (
 )
 
 TICKS = 400
-DECIMAL_FIELDS = ("price", "last_size", "best_bid", "best_bid_size", "best_ask", "best_ask_size",
-                  "open_24h", "volume_24h", "low_24h", "high_24h", "volume_30d")
+DECIMAL_FIELDS = (
+    "price",
+    "last_size",
+    "best_bid",
+    "best_bid_size",
+    "best_ask",
+    "best_ask_size",
+    "open_24h",
+    "volume_24h",
+    "low_24h",
+    "high_24h",
+    "volume_30d",
+)
 
 
 def frames_per_product(pipeline: Pipeline) -> dict[str, list[bytes]]:
@@ -39,16 +50,20 @@ def frames_per_product(pipeline: Pipeline) -> dict[str, list[bytes]]:
 def test_rows_equal_frames_field_by_field(pipeline: Pipeline) -> None:
     frames = frames_per_product(pipeline)
     produce(pipeline, [(p, snapshot(pipeline.products[p])) for p in range(3)])
-    produce(pipeline, [(p, frame) for p, product in enumerate(pipeline.products)
-                       for frame in frames[product]])
+    produce(
+        pipeline,
+        [(p, frame) for p, product in enumerate(pipeline.products) for frame in frames[product]],
+    )
     consumer = start_service("consumer", pipeline)
     wait_for(lambda: row_count(pipeline) == 3 * TICKS, 60, "all rows")
     code, err = stop_service(consumer)
     assert code == 0, err
 
     columns = ("product_id", "sequence", "trade_id", "side", "time", *DECIMAL_FIELDS)
-    stored = {(row[0], row[1]): dict(zip(columns, row, strict=True))
-              for row in pipeline.rows(f"SELECT {', '.join(columns)} FROM `order`")}
+    stored = {
+        (row[0], row[1]): dict(zip(columns, row, strict=True))
+        for row in pipeline.rows(f"SELECT {', '.join(columns)} FROM `order`")
+    }
     assert len(stored) == 3 * TICKS
     for product, product_frames in frames.items():
         for raw in product_frames:
@@ -65,15 +80,20 @@ def test_rows_equal_frames_field_by_field(pipeline: Pipeline) -> None:
 @pytest.mark.timeout(90)
 def test_each_thread_writes_only_its_product(pipeline: Pipeline) -> None:
     frames = frames_per_product(pipeline)
-    produce(pipeline, [(p, frame) for p, product in enumerate(pipeline.products)
-                       for frame in frames[product]])
+    produce(
+        pipeline,
+        [(p, frame) for p, product in enumerate(pipeline.products) for frame in frames[product]],
+    )
     consumer = start_service("consumer", pipeline)
     wait_for(lambda: row_count(pipeline) == 3 * TICKS, 60, "all rows")
     stop_service(consumer)
-    placement = pipeline.rows("SELECT product_id, kafka_partition, COUNT(*) FROM `order` "
-                              "GROUP BY product_id, kafka_partition ORDER BY kafka_partition")
-    assert placement == [(product, partition, TICKS)
-                         for partition, product in enumerate(pipeline.products)]
+    placement = pipeline.rows(
+        "SELECT product_id, kafka_partition, COUNT(*) FROM `order` "
+        "GROUP BY product_id, kafka_partition ORDER BY kafka_partition"
+    )
+    assert placement == [
+        (product, partition, TICKS) for partition, product in enumerate(pipeline.products)
+    ]
 
 
 BAD_FRAMES: list[tuple[str, bytes]] = [

@@ -52,16 +52,33 @@ def test_schema_applies_twice(services: Services) -> None:
     assert unique_columns == ["product_id", "sequence"]
     assert types["price"] == "decimal(38,18)"
     assert types["time"] == "datetime(6)"
-    for name in ("product_id", "sequence", "trade_id", "side", "last_size", "best_bid",
-                 "best_bid_size", "best_ask", "best_ask_size", "open_24h", "volume_24h",
-                 "low_24h", "high_24h", "volume_30d"):
+    for name in (
+        "product_id",
+        "sequence",
+        "trade_id",
+        "side",
+        "last_size",
+        "best_bid",
+        "best_bid_size",
+        "best_ask",
+        "best_ask_size",
+        "open_24h",
+        "volume_24h",
+        "low_24h",
+        "high_24h",
+        "volume_30d",
+    ):
         assert name in types
 
 
 def test_app_user_may_only_insert_and_select(pipeline: Pipeline) -> None:
     connection = pymysql.connect(
-        host=pipeline.services.mysql_host, port=pipeline.services.mysql_port,
-        user=APP_USER, password=APP_PASSWORD, database=pipeline.database, autocommit=True,
+        host=pipeline.services.mysql_host,
+        port=pipeline.services.mysql_port,
+        user=APP_USER,
+        password=APP_PASSWORD,
+        database=pipeline.database,
+        autocommit=True,
     )
     with connection, connection.cursor() as cursor:
         cursor.execute(
@@ -75,8 +92,11 @@ def test_app_user_may_only_insert_and_select(pipeline: Pipeline) -> None:
         price, when = cursor.fetchone()  # type: ignore[misc]
         assert price == Decimal("84140.830000000000000001")
         assert when.microsecond == 116787
-        for statement in ("DELETE FROM `order`", "UPDATE `order` SET price = 0",
-                          "DROP TABLE `order`"):
+        for statement in (
+            "DELETE FROM `order`",
+            "UPDATE `order` SET price = 0",
+            "DROP TABLE `order`",
+        ):
             with pytest.raises(pymysql.err.OperationalError, match="denied"):
                 cursor.execute(statement)
 
@@ -85,8 +105,13 @@ def test_kafka_round_trip(pipeline: Pipeline) -> None:
     producer = Producer({"bootstrap.servers": pipeline.services.bootstrap})
     producer.produce(pipeline.topic, b"hello", key=b"BTC-USD", partition=1)
     assert producer.flush(10) == 0
-    consumer = Consumer({"bootstrap.servers": pipeline.services.bootstrap,
-                         "group.id": pipeline.group_id, "auto.offset.reset": "earliest"})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": pipeline.services.bootstrap,
+            "group.id": pipeline.group_id,
+            "auto.offset.reset": "earliest",
+        }
+    )
     consumer.assign([TopicPartition(pipeline.topic, 1, 0)])
     message = consumer.poll(15)
     consumer.close()
@@ -109,9 +134,17 @@ def test_ensure_refuses_topic_with_too_few_partitions(services: Services) -> Non
     with pytest.raises(TopicError, match="has 2 partitions but 3"):
         ensure_topic(services.admin_client(), name, partitions=3, retention_ms=-1)
     result = subprocess.run(
-        [sys.executable, "-m", "shared.topics", "ensure"], cwd=ROOT, capture_output=True,
-        text=True, env=python_env({"KAFKA_BOOTSTRAP_SERVERS": services.bootstrap,
-                                   "KAFKA_TOPIC": name, "LOG_FORMAT": "json"}),
+        [sys.executable, "-m", "shared.topics", "ensure"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=python_env(
+            {
+                "KAFKA_BOOTSTRAP_SERVERS": services.bootstrap,
+                "KAFKA_TOPIC": name,
+                "LOG_FORMAT": "json",
+            }
+        ),
     )
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
@@ -120,8 +153,11 @@ def test_ensure_refuses_topic_with_too_few_partitions(services: Services) -> Non
 
 def test_bad_setting_stops_with_one_line_naming_it(services: Services) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "shared.topics", "ensure"], cwd=ROOT, capture_output=True,
-        text=True, env=python_env({"PRODUCTS": "BTC-USD,not a product"}),
+        [sys.executable, "-m", "shared.topics", "ensure"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=python_env({"PRODUCTS": "BTC-USD,not a product"}),
     )
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()

@@ -1,0 +1,146 @@
+"""The Kafka side of the producer: raw frames to their product's partition, acknowledged.
+
+The bounded buffer between the socket and the broker is librdkafka's own queue
+(`queue.buffering.max.messages`): `produce()` never blocks the read loop. When Kafka stalls
+long enough to fill it, new frames are dropped -- reading must go on or Coinbase closes
+the connection as a slow consumer, and the feed can't be replayed either way -- and every
+dropped frame is counted per product and logged, so exactly what was lost is known.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from confluent_kafka import KafkaError, Message
+
+from producer import metrics
+from shared.dead_letters import DeadLetterPublisher
+from shared.kafka_clients import HEADER_RECEIVED_NS, HEADER_SOURCE, reliable_producer
+from shared.logs import get_logger
+from shared.partitions import PartitionMap
+from shared.settings import ProducerSettings
+
+log = get_logger(__name__)
+
+
+@dataclass
+class PublishCounts:
+    """Totals per product, for health, shutdown summary and tests."""
+
+    enqueued: dict[str, int] = field(default_factory=dict)
+    delivered: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, int] = field(default_factory=dict)
+    dropped_buffer_full: dict[str, int] = field(default_factory=dict)
+
+
+class Publisher:
+    """Publishes ticks (raw bytes, key = product) and dead letters; serves delivery reports."""
+
+    def __init__(self, settings: ProducerSettings, partitions: PartitionMap, source: str) -> None:
+        self.topic = settings.kafka_topic
+        self.partitions = partitions
+        self.capacity = settings.producer_buffer_messages
+        self.counts = PublishCounts()
+        self.kafka_reachable = True
+        self._source = source.encode()
+        self._producer = reliable_producer(
+            settings,
+            **{
+                "linger.ms": settings.producer_linger_ms,
+                "queue.buffering.max.messages": settings.producer_buffer_messages,
+                "queue.buffering.max.kbytes": 1024 * 1024,
+                "message.timeout.ms": settings.producer_delivery_timeout_ms,
+                "on_delivery": self._delivered,
+                "error_cb": self._client_error,
+            },
+        )
+        self.dead_letters = DeadLetterPublisher(
+            self._producer, settings.kafka_dlq_topic, "producer"
+        )
+        self._stop = threading.Event()
+        self._poller = threading.Thread(target=self._serve_reports, name="delivery", daemon=True)
+        self._poller.start()
+        self._buffer_full_logged_at = 0.0
+
+    def publish(self, frame: bytes, product: str, partition: int, received_ns: int) -> bool:
+        """Enqueue one tick without blocking; False (counted, logged) if the buffer is full."""
+        try:
+            self._producer.produce(
+                self.topic,
+                value=frame,
+                key=product,
+                partition=partition,
+                headers=[(HEADER_RECEIVED_NS, str(received_ns)), (HEADER_SOURCE, self._source)],
+            )
+        except BufferError:
+            self._drop_buffer_full(product)
+            return False
+        self.counts.enqueued[product] = self.counts.enqueued.get(product, 0) + 1
+        return True
+
+    def dead_letter(self, frame: bytes, reason: str, product: str | None) -> None:
+        partition = None if product is None else self.partitions.partition(product)
+        try:
+            self.dead_letters.publish(
+                frame, reason, key=product.encode() if product else None, partition=partition
+            )
+        except BufferError:
+            self._drop_buffer_full(product or "unknown")
+            return
+        metrics.DEAD_LETTERS.inc()
+        log.warning("dead letter", reason=reason, product=product, size=len(frame))
+
+    def in_flight(self) -> int:
+        return len(self._producer)
+
+    def flush(self, timeout_s: float) -> int:
+        """Wait for acknowledgements; returns how many frames are still unacknowledged."""
+        remaining = int(self._producer.flush(timeout_s))
+        self._stop.set()
+        self._poller.join(timeout=2)
+        return remaining
+
+    def _serve_reports(self) -> None:
+        while not self._stop.is_set():
+            self._producer.poll(0.1)
+            buffered = len(self._producer)
+            metrics.BUFFERED.set(buffered)
+            metrics.BUFFER_FILL.set(buffered / self.capacity)
+
+    def _delivered(self, error: KafkaError | None, message: Message) -> None:
+        if message.topic() != self.topic:
+            return  # dead letters report through their publisher
+        product = self.partitions.product(message.partition() or 0)
+        if error is None:
+            self.kafka_reachable = True
+            self.counts.delivered[product] = self.counts.delivered.get(product, 0) + 1
+            metrics.TICKS_OUT.labels(product=product).inc()
+            latency = message.latency()
+            if latency is not None:
+                metrics.DELIVERY_SECONDS.observe(latency)
+        else:
+            self.counts.failed[product] = self.counts.failed.get(product, 0) + 1
+            metrics.DELIVERY_FAILURES.labels(product=product).inc()
+            log.error("delivery failed", product=product, error=str(error))
+
+    def _client_error(self, error: KafkaError) -> None:
+        if error.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
+            self.kafka_reachable = False
+        log.warning("kafka client error", error=str(error))
+
+    def _drop_buffer_full(self, product: str) -> None:
+        self.counts.dropped_buffer_full[product] = (
+            self.counts.dropped_buffer_full.get(product, 0) + 1
+        )
+        metrics.DROPPED.labels(product=product, reason="buffer_full").inc()
+        now = time.monotonic()
+        if now - self._buffer_full_logged_at > 1.0:  # loud, but one line a second
+            self._buffer_full_logged_at = now
+            log.error(
+                "KAFKA BUFFER FULL: dropping frames",
+                product=product,
+                dropped_total=sum(self.counts.dropped_buffer_full.values()),
+                capacity=self.capacity,
+            )
