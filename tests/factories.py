@@ -157,7 +157,9 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None
 
 
 def row_count(pipeline: Pipeline) -> int:
-    return int(pipeline.rows("SELECT COUNT(*) FROM `order`")[0][0])  # type: ignore[call-overload]
+    (count,) = pipeline.rows("SELECT COUNT(*) FROM `order`")[0]
+    assert isinstance(count, int)
+    return count
 
 
 def as_decimal(text: str | None) -> Decimal | None:

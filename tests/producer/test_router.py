@@ -1,0 +1,103 @@
+"""The frame router and the sequence watch, property-based."""
+
+from __future__ import annotations
+
+import orjson
+from hypothesis import given
+from hypothesis import strategies as st
+
+from producer.router import (
+    MAX_FRAME_BYTES,
+    Control,
+    FeedError,
+    Reject,
+    SequenceWatch,
+    Tick,
+    route,
+)
+from shared.partitions import PartitionMap
+from tests.factories import patched, snapshot, ticker
+
+PRODUCTS = PartitionMap(["ETH-BTC", "BTC-USD", "BTC-EUR"])
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=10,
+)
+
+
+@given(st.binary(max_size=200))
+def test_any_bytes_route_somewhere_without_raising(frame: bytes) -> None:
+    assert isinstance(route(frame, PRODUCTS), Tick | Control | FeedError | Reject)
+
+
+@given(json_values)
+def test_only_tickers_of_configured_products_become_ticks(value: object) -> None:
+    routed = route(orjson.dumps(value), PRODUCTS)
+    if isinstance(routed, Tick):
+        assert isinstance(value, dict) and value["type"] == "ticker"
+        assert PRODUCTS.partition(routed.product) == routed.partition
+
+
+@given(st.sampled_from(PRODUCTS.products), st.integers(1, 2**62), st.integers(0, 2**62))
+def test_tickers_route_to_their_fixed_partition(product: str, sequence: int, trade: int) -> None:
+    routed = route(ticker(product, sequence, trade), PRODUCTS)
+    assert routed == Tick(product, PRODUCTS.products.index(product), sequence, trade)
+
+
+def test_frames_that_cannot_be_routed_are_rejected_with_reasons() -> None:
+    cases = {
+        b"{not json": "not JSON",
+        b"[1]": "not a JSON object",
+        b'{"type":"ticker","price":"1"}': "without product_id",
+        ticker("DOGE-XYZ", 1): "unknown product",
+        patched(ticker("BTC-USD", 1), trade_id="7"): "trade_id",
+        b"{" + b'"pad":"' + b"x" * MAX_FRAME_BYTES + b'"}': "larger than",
+    }
+    for frame, reason in cases.items():
+        routed = route(frame, PRODUCTS)
+        assert isinstance(routed, Reject) and reason in routed.reason
+
+
+def test_control_frames_and_errors_are_not_ticks() -> None:
+    assert route(b'{"type":"heartbeat","product_id":"BTC-USD"}', PRODUCTS) == Control(
+        "heartbeat", "BTC-USD"
+    )
+    assert route(b'{"type":"subscriptions","channels":[]}', PRODUCTS) == Control("subscriptions")
+    assert route(b'{"type":"l2update"}', PRODUCTS) == Control("l2update")
+    assert isinstance(route(b'{"type":"error","message":"x"}', PRODUCTS), FeedError)
+    assert route(snapshot("ETH-BTC"), PRODUCTS) == Tick("ETH-BTC", 0, None, None)
+
+
+@given(st.lists(st.integers(min_value=1, max_value=50), min_size=1, max_size=60))
+def test_watch_publishes_each_sequence_once_in_increasing_order(sequences: list[int]) -> None:
+    watch = SequenceWatch()
+    published = []
+    for sequence in sequences:
+        verdict = watch.check(Tick("BTC-USD", 1, sequence, None))
+        if verdict.publish:
+            published.append(sequence)
+        else:
+            assert verdict.drop_reason in ("duplicate", "out_of_order")
+    assert published == sorted(set(published))
+    assert published[0] == sequences[0]
+    assert max(published) == max(sequences)
+
+
+@given(st.lists(st.integers(min_value=1, max_value=5), min_size=1, max_size=40))
+def test_watch_counts_exactly_the_skipped_trade_ids(steps: list[int]) -> None:
+    watch = SequenceWatch()
+    trade_id, missed = 1000, 0
+    watch.check(Tick("ETH-BTC", 0, 1, trade_id))
+    for number, step in enumerate(steps, start=2):
+        trade_id += step
+        missed += watch.check(Tick("ETH-BTC", 0, number, trade_id)).trade_gap
+    assert missed == sum(step - 1 for step in steps)
+
+
+def test_watch_keeps_products_apart() -> None:
+    watch = SequenceWatch()
+    assert watch.check(Tick("BTC-USD", 1, 100, 1)).publish
+    assert watch.check(Tick("ETH-BTC", 0, 5, 1)).publish
+    assert not watch.check(Tick("BTC-USD", 1, 100, 2)).publish
