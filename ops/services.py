@@ -207,8 +207,16 @@ def kafka_jars() -> Path:
     shutil.rmtree(lib, ignore_errors=True)
     (CACHE / "pom.xml").write_text(POM)
     subprocess.run(
-        ["mvn", "-B", "-q", "-f", str(CACHE / "pom.xml"), DEPENDENCY_PLUGIN,
-         "-DincludeScope=runtime", f"-DoutputDirectory={lib}"],
+        [
+            "mvn",
+            "-B",
+            "-q",
+            "-f",
+            str(CACHE / "pom.xml"),
+            DEPENDENCY_PLUGIN,
+            "-DincludeScope=runtime",
+            f"-DoutputDirectory={lib}",
+        ],
         check=True,
     )
     (CACHE / "complete").write_text(KAFKA_VERSION)
@@ -252,24 +260,43 @@ def start_kafka() -> None:
         data = KAFKA_DIR / "data"
         properties = KAFKA_DIR / "server.properties"
         properties.write_text(kafka_properties(data))
-        (KAFKA_DIR / "log4j2.properties").write_text(
-            LOG4J.format(log=KAFKA_DIR / "server.log")
-        )
+        (KAFKA_DIR / "log4j2.properties").write_text(LOG4J.format(log=KAFKA_DIR / "server.log"))
         if not (KAFKA_DIR / "formatted").exists():
             # A format interrupted half-way leaves a folder the broker refuses: start over.
             shutil.rmtree(data, ignore_errors=True)
             subprocess.run(
-                ["java", "-cp", classpath, "kafka.tools.StorageTool", "format", "--standalone",
-                 "-t", str(uuid.uuid4()), "-c", str(properties)],
-                check=True, stdout=subprocess.DEVNULL,
+                [
+                    "java",
+                    "-cp",
+                    classpath,
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "--standalone",
+                    "-t",
+                    str(uuid.uuid4()),
+                    "-c",
+                    str(properties),
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
             )
             (KAFKA_DIR / "formatted").write_text("yes")
         pid = spawn(
-            ["java", "-Xms128m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:+ExitOnOutOfMemoryError",
-             f"-Dkafka.logs.dir={KAFKA_DIR}",
-             f"-Dlog4j2.configurationFile={KAFKA_DIR / 'log4j2.properties'}",
-             "-cp", classpath, KAFKA_MARKER, str(properties)],
-            KAFKA_DIR, "stdout.log",
+            [
+                "java",
+                "-Xms128m",
+                "-Xmx512m",
+                "-XX:+UseSerialGC",
+                "-XX:+ExitOnOutOfMemoryError",
+                f"-Dkafka.logs.dir={KAFKA_DIR}",
+                f"-Dlog4j2.configurationFile={KAFKA_DIR / 'log4j2.properties'}",
+                "-cp",
+                classpath,
+                KAFKA_MARKER,
+                str(properties),
+            ],
+            KAFKA_DIR,
+            "stdout.log",
         )
         say(f"started Apache Kafka {KAFKA_VERSION} broker (KRaft), pid {pid}, log {KAFKA_DIR}")
     wait_until(kafka_ready, "Kafka", KAFKA_DIR / "server.log", pid)
@@ -292,7 +319,8 @@ def mariadb_binary() -> str:
     subprocess.run(["apt-get", "update", "-qq"], check=True)
     subprocess.run(
         ["apt-get", "install", "-y", "-qq", "mariadb-server", "mariadb-client"],
-        check=True, env=os.environ | {"DEBIAN_FRONTEND": "noninteractive"},
+        check=True,
+        env=os.environ | {"DEBIAN_FRONTEND": "noninteractive"},
     )
     return shutil.which("mariadbd", path="/usr/sbin:/usr/bin") or "/usr/sbin/mariadbd"
 
@@ -311,20 +339,37 @@ def start_mariadb() -> None:
         if not (MARIADB_DIR / "initialized").exists():
             shutil.rmtree(data, ignore_errors=True)
             subprocess.run(
-                ["mariadb-install-db", "--no-defaults", *user, f"--datadir={data}",
-                 "--auth-root-authentication-method=normal", "--skip-test-db"],
-                check=True, stdout=subprocess.DEVNULL,
+                [
+                    "mariadb-install-db",
+                    "--no-defaults",
+                    *user,
+                    f"--datadir={data}",
+                    "--auth-root-authentication-method=normal",
+                    "--skip-test-db",
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
             )
             (MARIADB_DIR / "initialized").write_text("yes")
         pid = spawn(
-            [binary, "--no-defaults", *user, f"--datadir={data}",
-             f"--socket={mariadb_socket()}", f"--port={MYSQL_PORT}",
-             "--bind-address=127.0.0.1", "--skip-name-resolve", "--skip-log-bin",
-             f"--log-error={MARIADB_DIR / 'mariadb.log'}",
-             f"--pid-file={MARIADB_DIR / 'mariadbd.pid'}",
-             "--innodb-buffer-pool-size=256M", "--max-connections=500",
-             "--local-infile=1"],
-            MARIADB_DIR, "stdout.log",
+            [
+                binary,
+                "--no-defaults",
+                *user,
+                f"--datadir={data}",
+                f"--socket={mariadb_socket()}",
+                f"--port={MYSQL_PORT}",
+                "--bind-address=127.0.0.1",
+                "--skip-name-resolve",
+                "--skip-log-bin",
+                f"--log-error={MARIADB_DIR / 'mariadb.log'}",
+                f"--pid-file={MARIADB_DIR / 'mariadbd.pid'}",
+                "--innodb-buffer-pool-size=256M",
+                "--max-connections=500",
+                "--local-infile=1",
+            ],
+            MARIADB_DIR,
+            "stdout.log",
         )
         say(f"started MariaDB {mariadb_version(binary)}, pid {pid}, log {MARIADB_DIR}")
     wait_until(socket_ready, "MariaDB", MARIADB_DIR / "mariadb.log", pid)
@@ -358,7 +403,10 @@ def allow_loopback_root() -> None:
 
 def apply_schema() -> None:
     connection = pymysql.connect(
-        host=MYSQL_HOST, port=MYSQL_PORT, user=MYSQL_ADMIN_USER, password=MYSQL_ADMIN_PASSWORD,
+        host=MYSQL_HOST,
+        port=MYSQL_PORT,
+        user=MYSQL_ADMIN_USER,
+        password=MYSQL_ADMIN_PASSWORD,
         client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS,
     )
     with connection, connection.cursor() as cursor:
@@ -386,8 +434,9 @@ def up() -> None:
         say("Kafka and MySQL already answer at the configured addresses; using them")
     elif not local_services_started() and docker_engine():
         say("Docker engine found: docker compose up -d redpanda mysql")
-        subprocess.run(["docker", "compose", "up", "-d", "--wait", "redpanda", "mysql"],
-                       check=True, cwd=ROOT)
+        subprocess.run(
+            ["docker", "compose", "up", "-d", "--wait", "redpanda", "mysql"], check=True, cwd=ROOT
+        )
         wait_until(kafka_ready, "Kafka (compose)", None, None)
         wait_until(mysql_ready, "MySQL (compose)", None, None)
     else:
@@ -413,15 +462,18 @@ def down() -> None:
 
 def status() -> int:
     kafka, mysql = kafka_ready(), mysql_ready()
-    say(f"Kafka {KAFKA_BOOTSTRAP}: {'ready' if kafka else 'down'}; "
-        f"MySQL {MYSQL_HOST}:{MYSQL_PORT}: {'ready' if mysql else 'down'}")
+    say(
+        f"Kafka {KAFKA_BOOTSTRAP}: {'ready' if kafka else 'down'}; "
+        f"MySQL {MYSQL_HOST}:{MYSQL_PORT}: {'ready' if mysql else 'down'}"
+    )
     say(f"started here: {'yes' if local_services_started() else 'no'}")
     return 0 if kafka and mysql else 1
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("command", choices=["up", "down", "status", "schema", "start", "stop"])
     parser.add_argument("service", nargs="?", choices=["kafka", "mariadb"])
     args = parser.parse_args()
