@@ -1,23 +1,28 @@
-"""The producer's Prometheus metrics."""
+"""The producer's Prometheus metrics. Per-frame counts are Tallies (cheap on the hot path)."""
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-FRAMES = Counter("producer_frames_received_total", "WebSocket frames received", ["type"])
-TICKS_IN = Counter("producer_ticks_received_total", "Ticker frames received", ["product"])
-TICKS_OUT = Counter(
-    "producer_ticks_published_total", "Ticker frames acknowledged by Kafka", ["product"]
+from shared.tally import Tally
+
+FRAMES = Tally("producer_frames_received", "WebSocket frames received, by type", "type")
+TICKS_IN = Tally("producer_ticks_received", "Ticker frames received", "product")
+TICKS_ENQUEUED = Tally("producer_ticks_enqueued", "Ticker frames handed to Kafka", "product")
+TICKS_OUT = Tally("producer_ticks_published", "Ticker frames acknowledged by Kafka", "product")
+DELIVERY_FAILURES = Tally(
+    "producer_delivery_failures", "Ticker frames Kafka did not acknowledge", "product"
 )
-DELIVERY_FAILURES = Counter(
-    "producer_delivery_failures_total", "Ticker frames Kafka did not acknowledge", ["product"]
+DROPPED_BUFFER_FULL = Tally(
+    "producer_dropped_buffer_full", "Ticker frames dropped: Kafka buffer full", "product"
 )
-DROPPED = Counter(
-    "producer_dropped_total", "Ticker frames not published, by reason", ["product", "reason"]
+TRADE_GAPS = Tally("producer_trade_id_gaps", "Tickers after skipped trade ids", "product")
+MISSED_TRADES = Tally("producer_missed_trade_ids", "Trade ids skipped between tickers", "product")
+DROPPED_SEQUENCE = Counter(
+    "producer_dropped_total", "Repeated or out-of-order tickers dropped", ["product", "reason"]
 )
-GAPS = Counter("producer_gaps_total", "Detected gaps, by kind", ["product", "kind"])
-MISSED_TRADES = Counter(
-    "producer_missed_trade_ids_total", "Trade ids skipped between tickers", ["product"]
+RECONNECT_GAPS = Counter(
+    "producer_reconnect_gaps_total", "Reconnect windows in which ticks may be lost", ["product"]
 )
 DEAD_LETTERS = Counter("producer_dead_letters_total", "Frames sent to the dead-letter topic")
 RECONNECTS = Counter("producer_reconnects_total", "Feed reconnects, by cause", ["cause"])
@@ -26,6 +31,5 @@ BUFFER_FILL = Gauge("producer_buffer_fill_ratio", "Share of the bounded buffer i
 DELIVERY_SECONDS = Histogram(
     "producer_delivery_seconds",
     "Frame received to Kafka acknowledgement",
-    buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1, 5, 30),
+    buckets=(0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 1, 5),
 )
-LAST_FRAME = Gauge("producer_last_frame_timestamp_seconds", "When the last frame arrived")

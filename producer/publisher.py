@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaError, Message
 
@@ -25,16 +24,6 @@ from shared.settings import ProducerSettings
 log = get_logger(__name__)
 
 
-@dataclass
-class PublishCounts:
-    """Totals per product, for health, shutdown summary and tests."""
-
-    enqueued: dict[str, int] = field(default_factory=dict)
-    delivered: dict[str, int] = field(default_factory=dict)
-    failed: dict[str, int] = field(default_factory=dict)
-    dropped_buffer_full: dict[str, int] = field(default_factory=dict)
-
-
 class Publisher:
     """Publishes ticks (raw bytes, key = product) and dead letters; serves delivery reports."""
 
@@ -42,7 +31,6 @@ class Publisher:
         self.topic = settings.kafka_topic
         self.partitions = partitions
         self.capacity = settings.producer_buffer_messages
-        self.counts = PublishCounts()
         self.kafka_reachable = True
         self._source = source.encode()
         self._producer = reliable_producer(
@@ -77,7 +65,7 @@ class Publisher:
         except BufferError:
             self._drop_buffer_full(product)
             return False
-        self.counts.enqueued[product] = self.counts.enqueued.get(product, 0) + 1
+        metrics.TICKS_ENQUEUED.add(product)
         return True
 
     def dead_letter(self, frame: bytes, reason: str, product: str | None) -> None:
@@ -115,14 +103,12 @@ class Publisher:
         product = self.partitions.product(message.partition() or 0)
         if error is None:
             self.kafka_reachable = True
-            self.counts.delivered[product] = self.counts.delivered.get(product, 0) + 1
-            metrics.TICKS_OUT.labels(product=product).inc()
-            latency = message.latency()
+            metrics.TICKS_OUT.add(product)
+            latency = message.latency()  # since produce(), called as the frame arrived
             if latency is not None:
                 metrics.DELIVERY_SECONDS.observe(latency)
         else:
-            self.counts.failed[product] = self.counts.failed.get(product, 0) + 1
-            metrics.DELIVERY_FAILURES.labels(product=product).inc()
+            metrics.DELIVERY_FAILURES.add(product)
             log.error("delivery failed", product=product, error=str(error))
 
     def _client_error(self, error: KafkaError) -> None:
@@ -131,16 +117,13 @@ class Publisher:
         log.warning("kafka client error", error=str(error))
 
     def _drop_buffer_full(self, product: str) -> None:
-        self.counts.dropped_buffer_full[product] = (
-            self.counts.dropped_buffer_full.get(product, 0) + 1
-        )
-        metrics.DROPPED.labels(product=product, reason="buffer_full").inc()
+        metrics.DROPPED_BUFFER_FULL.add(product)
         now = time.monotonic()
         if now - self._buffer_full_logged_at > 1.0:  # loud, but one line a second
             self._buffer_full_logged_at = now
             log.error(
                 "KAFKA BUFFER FULL: dropping frames",
                 product=product,
-                dropped_total=sum(self.counts.dropped_buffer_full.values()),
+                dropped_total=metrics.DROPPED_BUFFER_FULL.total(),
                 capacity=self.capacity,
             )

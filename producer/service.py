@@ -28,22 +28,20 @@ class FrameHandler:
         self.watch = SequenceWatch()
         self._connects = feed_connects  # callable: the feed's connection number
         self._session_of: dict[str, int] = {}
-        self._ticks_in = {p: metrics.TICKS_IN.labels(product=p) for p in partitions.products}
-        self._frames = {kind: metrics.FRAMES.labels(type=kind) for kind in ("ticker",)}
 
     def __call__(self, frame: bytes, received_ns: int) -> bool:
         routed = route(frame, self.partitions)
         if isinstance(routed, Tick):
-            self._frames["ticker"].inc()
-            self._ticks_in[routed.product].inc()
+            metrics.FRAMES.add("ticker")
+            metrics.TICKS_IN.add(routed.product)
             self.on_tick(routed, frame, received_ns)
         elif isinstance(routed, Control):
-            self._count_frame(routed.type)
+            metrics.FRAMES.add(routed.type[:32])
         elif isinstance(routed, Reject):
-            self._count_frame("rejected")
+            metrics.FRAMES.add("rejected")
             self.publisher.dead_letter(frame, routed.reason, routed.product)
         elif isinstance(routed, FeedError):
-            self._count_frame("error")
+            metrics.FRAMES.add("error")
             log.error("feed sent an error; reconnecting", message=routed.message)
             return False
         return True
@@ -51,7 +49,7 @@ class FrameHandler:
     def on_tick(self, tick: Tick, frame: bytes, received_ns: int) -> None:
         verdict = self.watch.check(tick)
         if not verdict.publish:
-            metrics.DROPPED.labels(product=tick.product, reason=verdict.drop_reason).inc()
+            metrics.DROPPED_SEQUENCE.labels(product=tick.product, reason=verdict.drop_reason).inc()
             log.warning(
                 "tick dropped",
                 product=tick.product,
@@ -60,19 +58,14 @@ class FrameHandler:
             )
             return
         if verdict.trade_gap:
-            metrics.GAPS.labels(product=tick.product, kind="trade_id").inc()
-            metrics.MISSED_TRADES.labels(product=tick.product).inc(verdict.trade_gap)
-            log.info(
-                "trade ids skipped",
-                product=tick.product,
-                missed=verdict.trade_gap,
-                trade_id=tick.trade_id,
-            )
+            # Normal in bursts (tickers batch trades): counted, not logged line by line.
+            metrics.TRADE_GAPS.add(tick.product)
+            metrics.MISSED_TRADES.add(tick.product, verdict.trade_gap)
         session = self._connects()
         previous = self._session_of.get(tick.product)
         if previous is not None and previous != session:
             # Nothing the server sent while we were away can be had again from the feed.
-            metrics.GAPS.labels(product=tick.product, kind="reconnect").inc()
+            metrics.RECONNECT_GAPS.labels(product=tick.product).inc()
             log.warning(
                 "reconnect window: ticks may be missing",
                 product=tick.product,
@@ -81,12 +74,6 @@ class FrameHandler:
             )
         self._session_of[tick.product] = session
         self.publisher.publish(frame, tick.product, tick.partition, received_ns)
-
-    def _count_frame(self, kind: str) -> None:
-        counter = self._frames.get(kind)
-        if counter is None:
-            counter = self._frames[kind] = metrics.FRAMES.labels(type=kind[:32])
-        counter.inc()
 
 
 def health(
@@ -124,13 +111,13 @@ async def run(settings: ProducerSettings) -> int:
     await feed.run()
     log.info("stopping: flushing Kafka", in_flight=publisher.in_flight())
     remaining = await asyncio.to_thread(publisher.flush, settings.flush_timeout_s)
-    counts = publisher.counts
     log.info(
         "producer stopped",
-        enqueued=counts.enqueued,
-        delivered=counts.delivered,
-        failed=counts.failed,
-        dropped_buffer_full=counts.dropped_buffer_full,
+        received=dict(metrics.TICKS_IN.values),
+        enqueued=dict(metrics.TICKS_ENQUEUED.values),
+        delivered=dict(metrics.TICKS_OUT.values),
+        failed=dict(metrics.DELIVERY_FAILURES.values),
+        dropped_buffer_full=dict(metrics.DROPPED_BUFFER_FULL.values),
         unacknowledged=remaining,
     )
     return 0
