@@ -41,6 +41,12 @@ lint: venv
 test: venv            ## lint, type-check and the whole suite against real Kafka and MariaDB
 	ops/run-tests.sh
 
+run: venv             ## the pipeline on the live Coinbase feed (needs the internet)
+	ops/run.sh live
+
+demo: venv            ## the pipeline offline, fed by the local simulator
+	ops/run.sh demo
+
 producer: venv
 	$(PY) -m producer
 
