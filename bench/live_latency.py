@@ -1,0 +1,154 @@
+"""Live end-to-end latency: frame received by the producer -> row committed in MySQL.
+
+    .venv/bin/python -m bench.live_latency --seconds 60 --rate 100 [--json out.json]
+
+Runs simulator (`--rate` tickers/s per product) -> producer -> Kafka -> consumer -> MariaDB
+for `--seconds`, then reads, for every row, `inserted_at - received_at` (the producer's
+receive time travels in a Kafka header; `inserted_at` is the server's clock at insert,
+on the same machine) and reports p50/p95/p99, beside the consumer's own histogram of
+receive -> commit (upper bucket bounds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pymysql
+
+from bench.producer_throughput import (
+    BOOTSTRAP,
+    PRODUCTS,
+    create_topics,
+    delete_topics,
+    histogram_quantiles,
+    start_simulator,
+)
+from bench.report import free_port, print_table, write_json
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def admin(database: str | None = None) -> pymysql.connections.Connection[pymysql.cursors.Cursor]:
+    return pymysql.connect(
+        host=os.environ.get("MYSQL_HOST", "127.0.0.1"),
+        port=int(os.environ.get("MYSQL_PORT", "3306")),
+        user=os.environ.get("MYSQL_ADMIN_USER", "root"),
+        password=os.environ.get("MYSQL_ADMIN_PASSWORD", ""),
+        database=database,
+        autocommit=True,
+    )
+
+
+def create_database(name: str) -> None:
+    with admin() as connection, connection.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE `{name}`")
+        cursor.execute(f"CREATE TABLE `{name}`.`order` LIKE coinbase.`order`")
+        cursor.execute(f"GRANT SELECT, INSERT ON `{name}`.`order` TO 'ticker_writer'@'%'")
+
+
+def drop_database(name: str) -> None:
+    with admin() as connection, connection.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+def percentiles(values: list[float], wanted: tuple[int, ...] = (50, 95, 99)) -> dict[str, float]:
+    ordered = sorted(values)
+    return {f"p{p}": ordered[min(len(ordered) - 1, len(ordered) * p // 100)] for p in wanted}
+
+
+def row_latencies(database: str) -> list[float]:
+    with admin(database) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT TIMESTAMPDIFF(MICROSECOND, received_at, inserted_at) / 1e6 "
+            "FROM `order` WHERE received_at IS NOT NULL"
+        )
+        return [float(value) for (value,) in cursor.fetchall()]
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--rate", type=float, default=100, help="tickers/s per product")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+
+    suffix = uuid.uuid4().hex[:8]
+    topic, database = f"bench.live.{suffix}", f"bench_live_{suffix}"
+    create_topics(topic, topic + ".dlq")
+    create_database(database)
+    metrics_port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "KAFKA_TOPIC": topic,
+        "KAFKA_DLQ_TOPIC": topic + ".dlq",
+        "PRODUCTS": ",".join(PRODUCTS),
+        "KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP,
+        "KAFKA_GROUP_ID": f"bench-{suffix}",
+        "MYSQL_DATABASE": database,
+        "MYSQL_USER": "ticker_writer",
+        "MYSQL_PASSWORD": "ticker_writer",
+        "LOG_FORMAT": "json",
+        "LOG_LEVEL": "WARNING",
+        "PRODUCER_METRICS_PORT": "0",
+        "CONSUMER_METRICS_PORT": str(metrics_port),
+    }
+    simulator, url = start_simulator(rate=args.rate, count=None)
+    services = [
+        subprocess.Popen(
+            [sys.executable, "-m", module], cwd=ROOT, env=env | {"COINBASE_WS_URL": url}
+        )
+        for module in ("consumer", "producer")
+    ]
+    try:
+        time.sleep(args.seconds)
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics") as response:
+            histogram = histogram_quantiles(
+                response.read().decode(), "consumer_end_to_end_seconds", (0.5, 0.95, 0.99)
+            )
+    finally:
+        for process in (*reversed(services), simulator):
+            process.terminate()
+            process.wait(30)
+    latencies = row_latencies(database)
+    drop_database(database)
+    delete_topics(topic, topic + ".dlq")
+    exact = percentiles(latencies)
+    result = {
+        "rows": len(latencies),
+        "rate_per_product": args.rate,
+        "seconds": args.seconds,
+        "receive_to_insert_s": exact,
+        "receive_to_commit_histogram_s": histogram,
+    }
+    print_table(
+        f"live end-to-end latency at {args.rate:g} msg/s per product",
+        [
+            ("rows measured", f"{len(latencies):,}"),
+            (
+                "receive -> insert p50 / p95 / p99 (every row)",
+                " / ".join(f"{exact[p] * 1000:.1f} ms" for p in ("p50", "p95", "p99")),
+            ),
+            (
+                "receive -> commit p50 / p95 / p99 (<= bucket)",
+                " / ".join(f"{histogram[p] * 1000:.0f} ms" for p in ("p50", "p95", "p99")),
+            ),
+        ],
+    )
+    if args.json:
+        write_json(args.json, result)
+    return result
+
+
+if __name__ == "__main__":
+    main()
