@@ -14,7 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import OFFSET_STORED, Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_STORED,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 from pymysql.connections import Connection
 from pymysql.cursors import Cursor
 from tenacity import Retrying, retry_if_exception, wait_exponential_jitter
@@ -240,13 +247,14 @@ class PartitionWriter(threading.Thread):
             reraise=True,
         )
         try:
-            return retrying(attempt)
+            result = retrying(attempt)
         finally:
-            if self.totals.state == "retrying":
-                if pause is not None:
-                    pause.resume([self.topic_partition()])
-                self.log.info("recovered", operation=operation)
-            self.totals.state = "polling"
+            if self.totals.state == "retrying" and pause is not None:
+                pause.resume([self.topic_partition()])
+        if self.totals.state == "retrying":
+            self.log.info("recovered", operation=operation)
+        self.totals.state = "polling"
+        return result
 
     def sleep(self, seconds: float) -> None:
         self.stop.wait(seconds)  # wakes at once on shutdown
@@ -269,10 +277,24 @@ class PartitionWriter(threading.Thread):
         return TopicPartition(self.settings.kafka_topic, self.partition, offset)
 
 
+# Kafka errors that retrying won't cure: credentials and permissions.
+PERMANENT_KAFKA_ERRORS = frozenset(
+    {
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.GROUP_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+        KafkaError.SASL_AUTHENTICATION_FAILED,
+        KafkaError._AUTHENTICATION,
+    }
+)
+
+
 def is_transient(error: BaseException) -> bool:
     if isinstance(error, KafkaException):
         kafka_error = error.args[0] if error.args else None
-        return not (kafka_error is not None and kafka_error.fatal())
+        if not isinstance(kafka_error, KafkaError):
+            return True
+        return not kafka_error.fatal() and kafka_error.code() not in PERMANENT_KAFKA_ERRORS
     if isinstance(error, DeadLetterError):
         return True
     return mysql.is_transient(error)

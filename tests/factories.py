@@ -6,10 +6,13 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import IO
 
 import orjson
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
@@ -127,24 +130,37 @@ def committed(pipeline: Pipeline, group_id: str | None = None) -> list[int]:
     return [tp.offset for tp in offsets]
 
 
+# A service's stderr goes to a file, not a pipe: a full pipe would stall the service.
+_STDERR: weakref.WeakKeyDictionary[subprocess.Popen[bytes], IO[bytes]] = weakref.WeakKeyDictionary()
+
+
 def start_service(
     module: str, pipeline: Pipeline, *args: str, **env: str
 ) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
+    stderr = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the process object)
+    process = subprocess.Popen(
         [sys.executable, "-m", module, *args],
         cwd=ROOT,
         env=python_env(pipeline.env(**env)),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
     )
+    _STDERR[process] = stderr
+    return process
 
 
 def stop_service(process: subprocess.Popen[bytes], timeout_s: float = 30) -> tuple[int, str]:
     """SIGTERM, wait, and return (exit code, stderr)."""
     if process.poll() is None:
         os.kill(process.pid, signal.SIGTERM)
-    _out, err = process.communicate(timeout=timeout_s)
-    return process.returncode, err.decode(errors="replace")
+    process.wait(timeout=timeout_s)
+    return process.returncode, service_stderr(process)
+
+
+def service_stderr(process: subprocess.Popen[bytes]) -> str:
+    stderr = _STDERR[process]
+    stderr.seek(0)
+    return stderr.read().decode(errors="replace")
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:

@@ -134,7 +134,7 @@ def test_bad_frames_go_to_dead_letters_and_good_rows_land(pipeline: Pipeline) ->
 
     dead = read_all(pipeline.services.bootstrap, pipeline.dlq_topic, 3)
     assert len(dead) == len(BAD_FRAMES)
-    by_offset = {int(dict(m.headers() or [])["source_offset"]): m for m in dead}
+    by_offset = {int(dict(m.headers() or [])["source_offset"] or b"-1"): m for m in dead}
     for offset, (name, value) in enumerate(BAD_FRAMES):
         letter = by_offset[offset]
         headers = dict(letter.headers() or [])

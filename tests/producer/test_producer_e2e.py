@@ -16,7 +16,7 @@ import pytest
 
 from simulator import SimulatorConfig, SimulatorThread
 from tests.conftest import Pipeline
-from tests.factories import read_all, start_service, stop_service, wait_for
+from tests.factories import read_all, service_stderr, start_service, stop_service, wait_for
 
 PRODUCTS = ("ETH-BTC", "BTC-USD", "BTC-EUR")
 
@@ -222,8 +222,8 @@ def _get(url: str) -> tuple[int, str]:
 
 def test_bad_setting_stops_the_producer_with_one_line(pipeline: Pipeline) -> None:
     process = start_service("producer", pipeline, COINBASE_WS_URL="http://not-a-websocket")
-    _out, err_bytes = process.communicate(timeout=30)
-    err = err_bytes.decode()
+    process.wait(timeout=30)
+    err = service_stderr(process)
     assert process.returncode != 0
     assert len(err.strip().splitlines()) == 1
     assert err.startswith("invalid setting COINBASE_WS_URL")
