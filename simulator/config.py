@@ -1,0 +1,124 @@
+"""Configuration of the feed simulator (one frozen dataclass, validated once)."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+# Products the simulator knows out of the box; the first three are the ones the
+# pipeline subscribes to, the others make "many products" tests possible.
+DEFAULT_PRODUCTS: tuple[str, ...] = (
+    "ETH-BTC",
+    "BTC-USD",
+    "BTC-EUR",
+    "ETH-USD",
+    "ETH-EUR",
+    "SOL-USD",
+    "LTC-USD",
+)
+
+DropCode = int | Literal["abort"]
+
+# Product ids are spliced into frames without JSON escaping, so they must be
+# plain upper-case tokens (this is also what Coinbase uses).
+_PRODUCT_RE = re.compile(r"^[A-Z0-9]{1,16}-[A-Z0-9]{1,16}$")
+
+# Close codes an endpoint may put on the wire (RFC 6455 section 7.4).
+_SENDABLE_CODES = frozenset({1000, 1001, 1002, 1003, *range(1007, 1015)})
+
+
+def _valid_close_code(code: int) -> bool:
+    return code in _SENDABLE_CODES or 3000 <= code <= 4999
+
+
+@dataclass(frozen=True)
+class SimulatorConfig:
+    """Everything that shapes one simulated Coinbase Exchange feed.
+
+    Counts of "messages" in the fault options are data frames of one
+    connection: snapshots, trade tickers, malformed frames and replayed
+    lines. Heartbeats are not counted, so fault points are deterministic.
+
+    - rate: trade tickers per second per subscribed product (with a replay
+      file: lines per second); 0 sends as fast as the client reads.
+    - count: trade tickers per product in total, shared by all connections;
+      afterwards only heartbeats flow and the connection stays open.
+    - replay_file: JSON lines sent verbatim instead of generated tickers,
+      one cursor for the whole simulator (a reconnect continues, like the
+      live feed); lines of unsubscribed products are skipped, lines
+      without product_id always sent; no generated heartbeats.
+    - drop_code: 1000/1001/1011 (any sendable close code) closes after the
+      frames sent so far; "abort" drops the TCP connection with no close
+      frame (the client sees 1006).
+    - stall_*: after N frames send nothing at all, heartbeats included, for
+      stall_seconds, keeping the socket open; then carry on.
+    - malformed_every: every K-th data frame is garbage instead, cycling
+      through faults.MALFORMED_KINDS.
+    - error_after_messages: an {"type":"error"} frame, then close 1011.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 0  # 0 = let the OS pick a free port
+    products: tuple[str, ...] = DEFAULT_PRODUCTS
+    rate: float = 10.0  # ticker frames per second per product; 0 = as fast as possible
+    seed: int | None = None  # None = different random walk every run
+    count: int | None = None  # trade tickers per product over all connections
+    snapshot: bool = True  # one snapshot ticker per product after subscribing
+    snapshot_without_sequence: bool = False
+    subscribe_timeout: float = 5.0
+    heartbeat_interval: float = 1.0
+    replay_file: str | Path | None = None
+    # Faults, applied to every connection.
+    drop_after_messages: int | None = None
+    drop_after_seconds: float | None = None
+    drop_code: DropCode = 1000
+    stall_after_messages: int | None = None
+    stall_seconds: float = 10.0
+    malformed_every: int | None = None
+    error_after_messages: int | None = None
+    # Transport knobs.
+    compression: bool = False  # permessage-deflate: CPU per frame on both ends
+    close_timeout: float = 2.0
+    write_limit: int = 2**16  # bytes buffered per client before send() waits
+    # Keep every sent ticker for sent_tickers(): ~400 bytes a frame, so ~16 MB/s at
+    # 40k frames/s. Turn off for benchmarks and long runs (ticker_counts() still works).
+    record: bool = True
+
+    def __post_init__(self) -> None:
+        # Accept any iterable of products (a list from a test, say) but store a tuple
+        # so the config stays hashable and immutable.
+        object.__setattr__(self, "products", tuple(self.products))
+        if not self.products:
+            raise ValueError("products must not be empty")
+        for product in self.products:
+            if not isinstance(product, str) or not _PRODUCT_RE.match(product):
+                raise ValueError(f"invalid product id {product!r} (expected e.g. 'BTC-USD')")
+        if len(set(self.products)) != len(self.products):
+            raise ValueError("products must be unique")
+        if not 0 <= self.port <= 65535:
+            raise ValueError("port must be in 0..65535")
+        if not (self.rate >= 0 and math.isfinite(self.rate)):
+            raise ValueError("rate must be a finite number >= 0")
+        counts = ("count", "drop_after_messages", "stall_after_messages", "error_after_messages")
+        for name in counts:
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"{name} must be >= 0")
+        if self.malformed_every is not None and self.malformed_every < 1:
+            raise ValueError("malformed_every must be >= 1")
+        for name in ("subscribe_timeout", "heartbeat_interval", "close_timeout"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0")
+        if self.drop_after_seconds is not None and not self.drop_after_seconds > 0:
+            raise ValueError("drop_after_seconds must be > 0")
+        if not self.stall_seconds >= 0:
+            raise ValueError("stall_seconds must be >= 0")
+        if self.drop_code != "abort" and not (
+            isinstance(self.drop_code, int) and _valid_close_code(self.drop_code)
+        ):
+            raise ValueError(f"drop_code must be a close code or 'abort', not {self.drop_code!r}")
+        if self.write_limit < 1024:
+            raise ValueError("write_limit must be >= 1024")
