@@ -58,3 +58,22 @@ simulator: venv
 
 clean: services-down
 	rm -rf .run
+
+# ---------------------------------------------------------------- container images (need a Docker engine)
+# make push REGISTRY=123456789012.dkr.ecr.eu-west-1.amazonaws.com/coinbase-pipeline TAG=v1.2.3
+REGISTRY ?= coinbase-pipeline
+TAG ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+DOCKER ?= docker
+
+build-producer:       ## image $(REGISTRY)/producer:$(TAG) (Dockerfile target producer)
+	$(DOCKER) build --target producer -t $(REGISTRY)/producer:$(TAG) .
+
+build-consumer:       ## image $(REGISTRY)/consumer:$(TAG) (Dockerfile target consumer)
+	$(DOCKER) build --target consumer -t $(REGISTRY)/consumer:$(TAG) .
+
+push: build-producer build-consumer   ## log in first, e.g. aws ecr get-login-password | docker login ...
+	$(DOCKER) push $(REGISTRY)/producer:$(TAG)
+	$(DOCKER) push $(REGISTRY)/consumer:$(TAG)
+
+compose-config:       ## validate docker-compose.yml with every profile (needs only the client)
+	$(DOCKER) compose --profile demo --profile monitoring config -q

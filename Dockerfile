@@ -1,0 +1,101 @@
+# syntax=docker/dockerfile:1
+# Images of the pipeline, one Dockerfile, several targets:
+#   docker build --target producer -t coinbase-pipeline/producer .   (make build-producer)
+#   docker build --target consumer -t coinbase-pipeline/consumer .   (make build-consumer)
+# `base` holds the code and the runtime dependencies; compose also runs the topic job and the
+# simulator from it. No secret is baked in: every setting comes from the environment at run time.
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+# ---------------------------------------------------------------- dependencies
+FROM ${PYTHON_IMAGE} AS deps
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore
+WORKDIR /build
+COPY pyproject.toml requirements.lock ./
+# 1. The whole lock, every hash checked, into a throw-away venv (its metadata tells what
+#    depends on what).
+RUN python -m venv /opt/lock \
+ && /opt/lock/bin/pip install --require-hashes --no-deps -r requirements.lock
+# 2. The runtime subset of the lock: the closure of [project].dependencies, same pins, same
+#    hashes. Test and lint tools (pytest, mypy, ruff, ...) stay out of the image.
+RUN /opt/lock/bin/python - <<'EOF'
+import re
+import tomllib
+from importlib.metadata import requires
+
+from packaging.requirements import Requirement
+
+
+def norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+with open("pyproject.toml", "rb") as file:
+    roots = tomllib.load(file)["project"]["dependencies"]
+needed: set[tuple[str, str]] = set()
+todo = [(Requirement(text), "") for text in roots]
+while todo:
+    requirement, extra = todo.pop()
+    if requirement.marker is not None and not requirement.marker.evaluate({"extra": extra}):
+        continue
+    name = norm(requirement.name)
+    for wanted in ("", *sorted(requirement.extras)):
+        if (name, wanted) in needed:
+            continue
+        needed.add((name, wanted))
+        todo.extend((Requirement(text), wanted) for text in requires(name) or [])
+names = {name for name, _ in needed}
+
+kept, keep = [], False
+for line in open("requirements.lock"):
+    if line.strip() and not line[0].isspace() and not line.startswith("#"):
+        keep = norm(line.split("==")[0]) in names
+    if keep:
+        kept.append(line)
+open("runtime.lock", "w").writelines(kept)
+print("runtime dependencies:", ", ".join(sorted(names)))
+EOF
+RUN python -m venv /opt/venv \
+ && /opt/venv/bin/pip install --require-hashes --no-deps -r runtime.lock \
+ && /opt/venv/bin/pip check
+
+# ---------------------------------------------------------------- code, non-root user
+FROM ${PYTHON_IMAGE} AS base
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    LOG_FORMAT=json
+RUN groupadd --system --gid 10001 app \
+ && useradd --system --uid 10001 --gid app --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin app
+COPY --from=deps /opt/venv /opt/venv
+WORKDIR /app
+COPY shared/ shared/
+COPY producer/ producer/
+COPY consumer/ consumer/
+COPY simulator/ simulator/
+COPY schema.sql pyproject.toml ./
+# Root owns the code; the app user can read it and write nothing (read-only root file
+# systems work as they are).
+USER 10001:10001
+# Both services stop cleanly on SIGTERM (flush / finish the batch, commit, exit 0); the
+# exec-form CMD makes Python PID 1, so the signal reaches it directly.
+STOPSIGNAL SIGTERM
+
+# ---------------------------------------------------------------- producer
+FROM base AS producer
+ENV PRODUCER_METRICS_PORT=9101
+EXPOSE 9101
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PRODUCER_METRICS_PORT', '9101'), timeout=4)"]
+CMD ["python", "-m", "producer"]
+
+# ---------------------------------------------------------------- consumer
+FROM base AS consumer
+ENV CONSUMER_METRICS_PORT=9102
+EXPOSE 9102
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('CONSUMER_METRICS_PORT', '9102'), timeout=4)"]
+CMD ["python", "-m", "consumer"]
