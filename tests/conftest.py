@@ -53,6 +53,15 @@ class Services:
         subprocess.run([sys.executable, "ops/services.py", command, service], check=True, cwd=ROOT)
 
 
+@pytest.fixture(autouse=True)
+def _no_stray_services() -> Iterator[None]:
+    """A test that fails half-way must not leave a producer or consumer running."""
+    yield
+    from tests.factories import kill_leftovers  # factories imports this module
+
+    kill_leftovers()
+
+
 @pytest.fixture(scope="session")
 def services() -> Services:
     subprocess.run([sys.executable, "ops/services.py", "up"], check=True, cwd=ROOT)

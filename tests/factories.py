@@ -149,6 +149,14 @@ def start_service(
     return process
 
 
+def kill_leftovers() -> None:
+    """Kill service processes a failed test left running (see conftest's autouse fixture)."""
+    for process in list(_STDERR):
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+
 def stop_service(process: subprocess.Popen[bytes], timeout_s: float = 30) -> tuple[int, str]:
     """SIGTERM, wait, and return (exit code, stderr)."""
     if process.poll() is None:
