@@ -15,9 +15,12 @@ $(INSTALLED): requirements.lock pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check --require-hashes -r requirements.lock
 	touch $@
 
-lock:  ## re-resolve requirements.lock from pyproject.toml (needs uv in the venv)
-	$(PY) -m pip install -q uv && $(VENV)/bin/uv pip compile pyproject.toml --extra dev \
+lock:  ## re-resolve requirements.lock and requirements-bench.lock from pyproject.toml
+	$(PY) -m pip install -q uv
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev \
 	  --generate-hashes --python-version 3.11 --no-header -o requirements.lock
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --extra bench \
+	  --generate-hashes --python-version 3.11 --no-header -o requirements-bench.lock
 
 services-up: venv     ## Kafka + MySQL on loopback, schema applied, topics ensured
 	$(PY) ops/services.py up
@@ -55,6 +58,10 @@ consumer: venv
 
 simulator: venv
 	$(PY) -m simulator --port 8765
+
+bench: services-up     ## every benchmark; report in bench/results (BENCH_ARGS="--rows 200000" to shrink)
+	$(PY) -m pip install -q --disable-pip-version-check --require-hashes -r requirements-bench.lock
+	$(PY) -m bench $(BENCH_ARGS)
 
 clean: services-down
 	rm -rf .run
