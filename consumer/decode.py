@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 
 import orjson
 from pydantic import ValidationError
 
 from shared.kafka_clients import HEADER_RECEIVED_NS
-from shared.models import TradeTicker
+from shared.models import TradeTicker, mysql_datetime
 
 # Column order of every row tuple; the writer's INSERT lists the same names.
 COLUMNS = (
@@ -35,7 +35,9 @@ COLUMNS = (
 )
 # A ticker is about 450 bytes; anything this big is not one, whatever it parses to.
 MAX_FRAME_BYTES = 64 * 1024
+# Values in COLUMNS order, each validated: decimal strings, ints, DATETIME literals, None.
 Row = tuple[object, ...]
+EPOCH = datetime(1970, 1, 1)
 Headers = list[tuple[str, str | bytes | None]] | dict[str, str | bytes | None] | None
 
 
@@ -85,7 +87,7 @@ def decode(
         ticker.low_24h,
         ticker.high_24h,
         ticker.volume_30d,
-        ticker.time.replace(tzinfo=None),
+        mysql_datetime(ticker.time),
         received_at(headers),
         partition,
         offset,
@@ -106,16 +108,28 @@ def is_snapshot(value: bytes) -> bool:
     )
 
 
-def received_at(headers: Headers) -> datetime | None:
-    """The producer's receive time (UTC, naive for DATETIME) from the record's header."""
+def received_ns(headers: Headers) -> int | None:
+    """The producer's receive time (ns since the epoch) from the record's header."""
     pairs = headers.items() if isinstance(headers, dict) else headers or ()
     for name, raw in pairs:
         if name == HEADER_RECEIVED_NS and raw is not None:
             try:
-                return datetime.fromtimestamp(int(raw) / 1e9, tz=UTC).replace(tzinfo=None)
+                return int(raw)
             except ValueError:
                 return None
     return None
+
+
+def received_at(headers: Headers) -> str | None:
+    """The receive time as a UTC DATETIME(6) literal, truncated to microseconds."""
+    nanoseconds = received_ns(headers)
+    if nanoseconds is None:
+        return None
+    try:
+        moment = EPOCH + timedelta(microseconds=nanoseconds // 1000)
+    except OverflowError:
+        return None
+    return moment.isoformat(" ", "microseconds")
 
 
 def describe(error: ValidationError) -> str:

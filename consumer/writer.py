@@ -27,7 +27,7 @@ from pymysql.cursors import Cursor
 from tenacity import Retrying, retry_if_exception, wait_exponential_jitter
 
 from consumer import metrics
-from consumer.decode import Rejected, Row, Snapshot, decode
+from consumer.decode import Rejected, Row, Snapshot, decode, received_ns
 from consumer.sink import WriteResult, write_batch
 from shared import mysql
 from shared.dead_letters import DeadLetterError, DeadLetterPublisher
@@ -44,7 +44,7 @@ class Batch:
     rejected: list[tuple[Message, str]] = field(default_factory=list)
     snapshots: int = 0
     last_offset: int = -1
-    received_ns: list[int] = field(default_factory=list)
+    received_ns: list[int] = field(default_factory=list)  # live only: for the latency metric
 
 
 @dataclass
@@ -150,6 +150,10 @@ class PartitionWriter(threading.Thread):
                 batch.snapshots += 1
             else:
                 batch.rows.append(outcome)
+                if self.end_offset is None:
+                    received = received_ns(message.headers())
+                    if received is not None:
+                        batch.received_ns.append(received)
             batch.last_offset = offset
         return batch
 
@@ -212,13 +216,11 @@ class PartitionWriter(threading.Thread):
         metrics.DEAD_LETTERS.labels(**self._labels).inc(len(batch.rejected))
         metrics.SNAPSHOTS.labels(**self._labels).inc(batch.snapshots)
         metrics.BATCH_ROWS.labels(**self._labels).observe(len(batch.rows))
-        now = time.time()
-        metrics.LAST_COMMIT.labels(**self._labels).set(now)
+        metrics.LAST_COMMIT.labels(**self._labels).set_to_current_time()
         latency = metrics.END_TO_END_SECONDS.labels(**self._labels)
-        for row in batch.rows:
-            received = row[16]
-            if received is not None:
-                latency.observe(max(0.0, now - received.timestamp()))  # type: ignore[attr-defined]
+        now_ns = time.time_ns()
+        for received in batch.received_ns:
+            latency.observe(max(0, now_ns - received) / 1e9)
 
     def update_lag(self, consumer: Consumer) -> None:
         if self.totals.next_offset is None:

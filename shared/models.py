@@ -12,7 +12,7 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 INTEGER_DIGITS = 20
 FRACTION_DIGITS = 18
@@ -23,39 +23,38 @@ DecimalString = Annotated[
     StringConstraints(pattern=rf"^[0-9]{{1,{INTEGER_DIGITS}}}(\.[0-9]{{1,{FRACTION_DIGITS}}})?$"),
 ]
 
-_FEED_TIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?Z$")
+FEED_TIME_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$"
+_FEED_TIME = re.compile(FEED_TIME_PATTERN)
+
+
+def _real_calendar_time(text: str) -> str:
+    datetime.fromisoformat(text[:19])  # no February 30th, no hour 25
+    return text
+
+
+# Coinbase's UTC time in any of its precisions (µs, ns, 8 digits, ms with zeros dropped).
+FeedTime = Annotated[
+    str, StringConstraints(pattern=FEED_TIME_PATTERN), AfterValidator(_real_calendar_time)
+]
 
 
 def parse_feed_time(text: str) -> datetime:
-    """Parse Coinbase's UTC time in any of its precisions; truncate to microseconds.
+    """A feed time as an aware UTC datetime, truncated to microseconds.
 
     `.9Z` means .900000; nanoseconds are cut, never rounded (rounding could move a
     trade into the next second). Only `Z` (UTC) is accepted.
     """
-    match = _FEED_TIME.match(text)
-    if match is None:
+    if not _FEED_TIME.match(text):
         raise ValueError(f"time {text[:40]!r} is not UTC ISO-8601 like 2026-09-29T13:45:58.116787Z")
-    year, month, day, hour, minute, second, fraction = match.groups()
-    microsecond = int((fraction or "0")[:6].ljust(6, "0"))
-    return datetime(
-        int(year),
-        int(month),
-        int(day),
-        int(hour),
-        int(minute),
-        int(second),
-        microsecond,
-        tzinfo=UTC,
-    )
+    return datetime.fromisoformat(mysql_datetime(text)).replace(tzinfo=UTC)
 
 
-def _feed_time(value: object) -> datetime:
-    if not isinstance(value, str):
-        raise ValueError("time must be a string")
-    return parse_feed_time(value)
+def mysql_datetime(feed_time: str) -> str:
+    """A validated feed time as a DATETIME(6) literal: `2026-09-29 13:45:58.116787`.
 
-
-FeedTime = Annotated[datetime, BeforeValidator(_feed_time)]
+    Cut after the sixth fraction digit here, because MySQL would round the seventh.
+    """
+    return feed_time[:10] + " " + feed_time[11:26].rstrip("Z")
 
 
 class TradeTicker(BaseModel):
