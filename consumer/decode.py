@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 
 import orjson
 from pydantic import ValidationError
@@ -37,7 +38,7 @@ COLUMNS = (
 MAX_FRAME_BYTES = 64 * 1024
 # Values in COLUMNS order, each validated: decimal strings, ints, DATETIME literals, None.
 Row = tuple[object, ...]
-EPOCH = datetime(1970, 1, 1)
+MAX_RECEIVED_NS = 253402300800 * 1_000_000_000  # year 10000: past what DATETIME holds
 Headers = list[tuple[str, str | bytes | None]] | dict[str, str | bytes | None] | None
 
 
@@ -123,13 +124,16 @@ def received_ns(headers: Headers) -> int | None:
 def received_at(headers: Headers) -> str | None:
     """The receive time as a UTC DATETIME(6) literal, truncated to microseconds."""
     nanoseconds = received_ns(headers)
-    if nanoseconds is None:
+    if nanoseconds is None or not 0 <= nanoseconds < MAX_RECEIVED_NS:
         return None
-    try:
-        moment = EPOCH + timedelta(microseconds=nanoseconds // 1000)
-    except OverflowError:
-        return None
-    return moment.isoformat(" ", "microseconds")
+    seconds, fraction = divmod(nanoseconds, 1_000_000_000)
+    return f"{utc_second(seconds)}.{fraction // 1000:06d}"
+
+
+@functools.lru_cache(maxsize=256)
+def utc_second(seconds: int) -> str:
+    """`YYYY-MM-DD HH:MM:SS` of a Unix second; cached, since a batch shares a few seconds."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds))
 
 
 def describe(error: ValidationError) -> str:

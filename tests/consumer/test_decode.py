@@ -1,0 +1,65 @@
+"""Decoding and SQL formatting of single records (no services needed)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from consumer.decode import Rejected, Snapshot, decode, received_at
+from consumer.sink import sql_tuple
+from shared.models import mysql_datetime, parse_feed_time
+from tests.factories import patched, snapshot, ticker
+
+EPOCH = datetime(1970, 1, 1)
+
+
+@given(st.integers(min_value=0, max_value=4_102_444_800 * 10**9))
+def test_receive_time_is_truncated_to_the_microsecond(nanoseconds: int) -> None:
+    expected = EPOCH + timedelta(microseconds=nanoseconds // 1000)
+    text = received_at([("received_ns", str(nanoseconds).encode())])
+    assert text == expected.isoformat(" ", "microseconds")
+
+
+def test_missing_or_bad_receive_time_is_null() -> None:
+    assert received_at(None) is None
+    assert received_at([("received_ns", b"soon")]) is None
+    assert received_at({"received_ns": b"-5"}) is None
+
+
+@given(
+    st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 1, 1)),
+    st.integers(min_value=0, max_value=9),
+)
+def test_mysql_literal_is_the_parsed_time(moment: datetime, digits: int) -> None:
+    fraction = moment.strftime("%f") + "123"
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction[:digits]}" if digits else "") + "Z"
+    assert datetime.fromisoformat(mysql_datetime(text)).replace(tzinfo=UTC) == parse_feed_time(text)
+
+
+def test_row_literal_holds_the_values() -> None:
+    row = decode(ticker("BTC-USD", 42, trade_id=7, best_ask_size=None), None, "BTC-USD", 1, 9)
+    assert isinstance(row, tuple)
+    literal = sql_tuple(row)
+    assert literal.startswith("('BTC-USD',42,7,'")
+    assert ",NULL," in literal  # best_ask_size and received_at
+    assert literal.endswith(",NULL,1,9)")
+
+
+@given(st.text(min_size=1, max_size=20))
+def test_nothing_quote_like_reaches_the_sql(text: str) -> None:
+    for field in ("price", "side", "product_id", "time", "best_bid_size"):
+        outcome = decode(
+            patched(ticker("BTC-USD", 1), **{field: "1" + text}), None, "BTC-USD", 1, 0
+        )
+        if isinstance(outcome, tuple):
+            assert not any(character in sql_tuple(outcome) for character in '\\"\0;') and (
+                sql_tuple(outcome).count("'") % 2 == 0
+            )
+
+
+def test_snapshot_is_recognised_with_or_without_sequence() -> None:
+    assert isinstance(decode(snapshot("ETH-BTC", 5), None, "ETH-BTC", 0, 0), Snapshot)
+    assert isinstance(decode(snapshot("ETH-BTC"), None, "ETH-BTC", 0, 0), Snapshot)
+    assert isinstance(decode(b'{"type":"heartbeat"}', None, "ETH-BTC", 0, 0), Rejected)
