@@ -63,6 +63,9 @@ bench: services-up     ## every benchmark; report in bench/results (BENCH_ARGS="
 	$(PY) -m pip install -q --disable-pip-version-check --require-hashes -r requirements-bench.lock
 	$(PY) -m bench $(BENCH_ARGS)
 
+drill: services-up     ## reliability drills on the whole pipeline; prints what was lost (nothing)
+	$(PY) -m drills $(DRILL_ARGS)
+
 clean: services-down
 	rm -rf .run
 
