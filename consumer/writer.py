@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import (
+    OFFSET_BEGINNING,
     OFFSET_STORED,
     Consumer,
     KafkaError,
@@ -96,8 +97,11 @@ class PartitionWriter(threading.Thread):
             reliable_producer(self.settings), self.settings.kafka_dlq_topic, stage="consumer"
         )
         try:
-            consumer.assign([self.topic_partition(self.start_offset)])
-            self.log.info("writer started", start_offset=self.start_offset, end=self.end_offset)
+            start = self.start_offset
+            if start == OFFSET_STORED:
+                start = self.retry("kafka_committed", lambda: self.committed_offset(consumer))
+            consumer.assign([self.topic_partition(start)])
+            self.log.info("writer started", start_offset=start, end=self.end_offset)
             while not self.stop.is_set() and not self.reached_end():
                 self.totals.state = "polling"
                 self.totals.last_loop = time.monotonic()
@@ -120,6 +124,18 @@ class PartitionWriter(threading.Thread):
             if self._connection is not None:
                 self._connection.close()
         self.log.info("writer stopped", written=self.totals.written)
+
+    def committed_offset(self, consumer: Consumer) -> int:
+        """The group's committed offset, or the beginning for a new group.
+
+        Asked for explicitly (not `assign` at OFFSET_STORED), because librdkafka gives up
+        on that look-up when the group coordinator is still loading, leaving the
+        partition unread without an error.
+        """
+        (found,) = consumer.committed([self.topic_partition()], timeout=10)
+        if found.error is not None:
+            raise KafkaException(found.error)
+        return int(found.offset) if found.offset >= 0 else OFFSET_BEGINNING
 
     def reached_end(self) -> bool:
         next_offset = self.totals.next_offset

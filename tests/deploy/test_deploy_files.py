@@ -191,8 +191,11 @@ def test_secrets_come_from_secrets_manager_only(name: str) -> None:
         assert arn.startswith("arn:aws:secretsmanager:"), f"{secret}: {arn}"
     plain = environment(item)
     assert not set(plain) & SECRET_NAMES, "a secret is a plain environment value"
-    assert not [key for key in plain if re.search("PASSWORD|SECRET|PASSPHRASE|API_KEY|USER", key)
-                and key != "MYSQL_USER"], "something secret-looking is a plain environment value"
+    assert not [
+        key
+        for key in plain
+        if re.search("PASSWORD|SECRET|PASSPHRASE|API_KEY|USER", key) and key != "MYSQL_USER"
+    ], "something secret-looking is a plain environment value"
 
 
 def test_all_six_secrets_are_wired() -> None:
@@ -493,8 +496,11 @@ def dockerfile() -> str:
 def instructions(keyword: str) -> list[str]:
     """Arguments of every `keyword` instruction, continuation lines joined."""
     joined = re.sub(r"\\\n\s*", " ", dockerfile())
-    return [line[len(keyword) + 1 :].strip() for line in joined.splitlines()
-            if line.startswith(keyword + " ")]
+    return [
+        line[len(keyword) + 1 :].strip()
+        for line in joined.splitlines()
+        if line.startswith(keyword + " ")
+    ]
 
 
 def stage(name: str) -> str:
@@ -504,7 +510,7 @@ def stage(name: str) -> str:
 
 
 def test_dockerfile_targets_and_base_image() -> None:
-    assert 'ARG PYTHON_IMAGE=python:3.11-slim' in dockerfile()
+    assert "ARG PYTHON_IMAGE=python:3.11-slim" in dockerfile()
     froms = instructions("FROM")
     assert {line.split(" AS ")[1] for line in froms} >= {"base", "producer", "consumer"}
     assert "--require-hashes" in dockerfile()
@@ -522,8 +528,9 @@ def test_dockerfile_runs_as_non_root_with_sigterm() -> None:
 @pytest.mark.parametrize("service", ["producer", "consumer"])
 def test_dockerfile_exec_form_command_and_health_check(service: str) -> None:
     body = stage(service)
-    commands = [json.loads(line[len("CMD ") :]) for line in body.splitlines()
-                if line.startswith("CMD ")]
+    commands = [
+        json.loads(line[len("CMD ") :]) for line in body.splitlines() if line.startswith("CMD ")
+    ]
     assert commands == [["python", "-m", service]], "exec form: SIGTERM reaches Python"
     health = re.search(r"^HEALTHCHECK .*?CMD (\[.*\])$", re.sub(r"\\\n\s*", "", body), re.M)
     assert health, "no HEALTHCHECK"
@@ -627,8 +634,17 @@ def test_makefile_image_targets() -> None:
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
     result = subprocess.run(
-        ["make", "-n", "build-producer", "build-consumer", "push", "compose-config",
-         "REGISTRY=registry.example/cp", "TAG=t1"],
+        [
+            "make",
+            "-n",
+            "--no-print-directory",
+            "build-producer",
+            "build-consumer",
+            "push",
+            "compose-config",
+            "REGISTRY=registry.example/cp",
+            "TAG=t1",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -685,8 +701,10 @@ def test_dashboard_has_the_panels() -> None:
         for panel in panels()
     }
     wanted = {
-        "Ticks per second per instrument": ["consumer_rows_written_total",
-                                            "producer_ticks_published_total"],
+        "Ticks per second per instrument": [
+            "consumer_rows_written_total",
+            "producer_ticks_published_total",
+        ],
         "End-to-end latency": ["histogram_quantile", "consumer_end_to_end_seconds_bucket"],
         "Consumer lag": ["consumer_lag_records"],
         "Dead letters": ["producer_dead_letters_total", "consumer_dead_letters_total"],
