@@ -6,11 +6,10 @@ import functools
 import time
 from dataclasses import dataclass
 
-import orjson
 from pydantic import ValidationError
 
 from shared.kafka_clients import HEADER_RECEIVED_NS
-from shared.models import TradeTicker, mysql_datetime
+from shared.models import SnapshotTicker, TradeTicker, mysql_datetime
 
 # Column order of every row tuple; the writer's INSERT lists the same names.
 COLUMNS = (
@@ -67,9 +66,7 @@ def decode(
     try:
         ticker = TradeTicker.model_validate_json(value)
     except ValidationError as exc:
-        if is_snapshot(value):
-            return Snapshot()
-        return Rejected(describe(exc))
+        return snapshot_or_rejected(value, exc, expected_product)
     if ticker.product_id != expected_product:
         return Rejected(f"product_id {ticker.product_id!r} on the partition of {expected_product}")
     return (
@@ -95,18 +92,19 @@ def decode(
     )
 
 
-def is_snapshot(value: bytes) -> bool:
-    """A ticker without any trade field: what Coinbase sends first after subscribing."""
+def snapshot_or_rejected(
+    value: bytes, error: ValidationError, expected_product: str
+) -> Snapshot | Rejected:
+    """Not a trade ticker: a well-formed subscribe-time snapshot, or a dead letter."""
     try:
-        frame = orjson.loads(value)
-    except orjson.JSONDecodeError:
-        return False
-    trade_fields = ("trade_id", "side", "time", "last_size")
-    return (
-        isinstance(frame, dict)
-        and frame.get("type") == "ticker"
-        and not any(name in frame for name in trade_fields)
-    )
+        snapshot = SnapshotTicker.model_validate_json(value)
+    except ValidationError:
+        return Rejected(describe(error))
+    if snapshot.product_id != expected_product:
+        return Rejected(
+            f"snapshot for {snapshot.product_id!r} on the partition of {expected_product}"
+        )
+    return Snapshot()
 
 
 def received_ns(headers: Headers) -> int | None:

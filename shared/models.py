@@ -79,3 +79,24 @@ class TradeTicker(BaseModel):
     high_24h: DecimalString
     volume_30d: DecimalString
     time: FeedTime
+
+
+class SnapshotTicker(BaseModel):
+    """The ticker Coinbase sends right after subscribing: market state, no trade.
+
+    No `trade_id`, `side`, `time` or `last_size` (a frame with any of them is a trade
+    ticker and must validate as one); `sequence` is sometimes missing too.
+    """
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
+
+    type: Literal["ticker"]
+    product_id: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+    sequence: Annotated[int, Field(ge=1, le=MAX_BIGINT)] | None = None
+    price: DecimalString
+    best_bid: DecimalString
+    best_ask: DecimalString
+    trade_id: None = None
+    side: None = None
+    time: None = None
+    last_size: None = None

@@ -63,3 +63,10 @@ def test_snapshot_is_recognised_with_or_without_sequence() -> None:
     assert isinstance(decode(snapshot("ETH-BTC", 5), None, "ETH-BTC", 0, 0), Snapshot)
     assert isinstance(decode(snapshot("ETH-BTC"), None, "ETH-BTC", 0, 0), Snapshot)
     assert isinstance(decode(b'{"type":"heartbeat"}', None, "ETH-BTC", 0, 0), Rejected)
+
+
+def test_a_ticker_without_trade_fields_must_still_be_a_well_formed_snapshot() -> None:
+    nan_price = b'{"type":"ticker","sequence":1,"product_id":"BTC-USD","price":"NaN"}'
+    for frame in (b'{"type":"ticker","product_id":"BTC-USD"}', nan_price):
+        assert isinstance(decode(frame, None, "BTC-USD", 1, 0), Rejected)
+    assert isinstance(decode(snapshot("ETH-BTC"), None, "BTC-USD", 1, 0), Rejected)
