@@ -27,7 +27,6 @@ from shared.settings import ProducerSettings
 log = get_logger(__name__)
 
 MIN_CONNECT_SPACING_S = 0.5  # at most 2 connects a second, far below 8/s per IP
-SESSION_RESETS_BACKOFF_S = 30.0  # a session this long counts as healthy again
 
 # Called with (frame, received_ns); returns False to end the session (an `error` frame).
 FrameHandler = Callable[[bytes, int], bool]
@@ -91,15 +90,12 @@ class Feed:
     async def run(self) -> None:
         while not self.stop.is_set():
             await self._space_connects()
-            started = time.monotonic()
             cause = await self._session()
             self.state.connected = False
             self.state.last_disconnect_at = time.monotonic()
             if self.stop.is_set():
                 break
             metrics.RECONNECTS.labels(cause=cause).inc()
-            if time.monotonic() - started > SESSION_RESETS_BACKOFF_S:
-                self._backoff.reset()
             delay = self._backoff.next_delay()
             log.warning("feed disconnected; reconnecting", cause=cause, in_s=round(delay, 3))
             await self._sleep(delay)
@@ -137,14 +133,19 @@ class Feed:
     async def _read(self, websocket: ClientConnection) -> str:
         watchdog = asyncio.create_task(self._watch(websocket))
         stopper = asyncio.create_task(self._close_on_stop(websocket))
+        answered = False
         try:
             while True:
                 frame = await websocket.recv(decode=False)
-                now = time.monotonic()
-                self.state.last_frame_at = now
+                self.state.last_frame_at = time.monotonic()
                 if not self.handle(frame, time.time_ns()):
                     await websocket.close(1000, "error frame received")
                     return "error_frame"
+                if not answered:
+                    # The feed took the subscription: the next reconnect starts from the
+                    # shortest wait again (connects stay spaced by MIN_CONNECT_SPACING_S).
+                    answered = True
+                    self._backoff.reset()
         except ConnectionClosed:
             if self.stop.is_set():
                 return "stopped"

@@ -227,3 +227,14 @@ def test_bad_setting_stops_the_producer_with_one_line(pipeline: Pipeline) -> Non
     assert process.returncode != 0
     assert len(err.strip().splitlines()) == 1
     assert err.startswith("invalid setting COINBASE_WS_URL")
+
+
+@pytest.mark.timeout(60)
+def test_connections_that_worked_do_not_slow_down_later_reconnects(pipeline: Pipeline) -> None:
+    # Without resetting the backoff after a working session, waits would grow 0.25, 0.5,
+    # 1, 2, 4 s ... and six seconds would see at most five connections.
+    config = SimulatorConfig(products=PRODUCTS, rate=100, seed=12, drop_after_messages=20)
+    with SimulatorThread(config) as simulator, running_producer(pipeline, simulator):
+        time.sleep(6)
+        connections = simulator.connections
+    assert connections >= 8
