@@ -17,6 +17,20 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 INTEGER_DIGITS = 20
 FRACTION_DIGITS = 18
 MAX_BIGINT = 2**63 - 1
+# The ticker's decimal-string fields, stored in DECIMAL(38,18) columns of the same names.
+DECIMAL_FIELDS = (
+    "price",
+    "last_size",
+    "best_bid",
+    "best_bid_size",
+    "best_ask",
+    "best_ask_size",
+    "open_24h",
+    "volume_24h",
+    "low_24h",
+    "high_24h",
+    "volume_30d",
+)
 
 DecimalString = Annotated[
     str,

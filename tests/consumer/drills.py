@@ -17,23 +17,10 @@ from pathlib import Path
 
 import orjson
 
-from shared.models import parse_feed_time
+from shared.models import DECIMAL_FIELDS, parse_feed_time
 from tests.conftest import ROOT, Pipeline, python_env
 from tests.factories import committed, produce, row_count, ticker, wait_for
 
-DECIMAL_FIELDS = (
-    "price",
-    "last_size",
-    "best_bid",
-    "best_bid_size",
-    "best_ask",
-    "best_ask_size",
-    "open_24h",
-    "volume_24h",
-    "low_24h",
-    "high_24h",
-    "volume_30d",
-)
 CHECKED_COLUMNS = (
     "product_id",
     "sequence",

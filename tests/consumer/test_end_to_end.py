@@ -7,7 +7,7 @@ from datetime import datetime
 import orjson
 import pytest
 
-from shared.models import parse_feed_time
+from shared.models import DECIMAL_FIELDS, parse_feed_time
 from tests.conftest import Pipeline
 from tests.factories import (
     as_decimal,
@@ -24,19 +24,6 @@ from tests.factories import (
 )
 
 TICKS = 400
-DECIMAL_FIELDS = (
-    "price",
-    "last_size",
-    "best_bid",
-    "best_bid_size",
-    "best_ask",
-    "best_ask_size",
-    "open_24h",
-    "volume_24h",
-    "low_24h",
-    "high_24h",
-    "volume_30d",
-)
 
 
 def frames_per_product(pipeline: Pipeline) -> dict[str, list[bytes]]:

@@ -11,6 +11,7 @@ import pymysql
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from consumer.decode import COLUMNS
 from ops import services as ops_services
 from shared.topics import TopicError, ensure_topic
 from tests.conftest import (
@@ -52,22 +53,7 @@ def test_schema_applies_twice(services: Services) -> None:
     assert unique_columns == ["product_id", "sequence"]
     assert types["price"] == "decimal(38,18)"
     assert types["time"] == "datetime(6)"
-    for name in (
-        "product_id",
-        "sequence",
-        "trade_id",
-        "side",
-        "last_size",
-        "best_bid",
-        "best_bid_size",
-        "best_ask",
-        "best_ask_size",
-        "open_24h",
-        "volume_24h",
-        "low_24h",
-        "high_24h",
-        "volume_30d",
-    ):
+    for name in COLUMNS:
         assert name in types
 
 
