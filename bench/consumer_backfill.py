@@ -191,9 +191,15 @@ class Scratch:
     @classmethod
     def new(cls, products: tuple[str, ...]) -> Scratch:
         suffix = uuid.uuid4().hex[:8]
-        return cls(products, f"bench.ticker.{suffix}", f"bench.ticker.dlq.{suffix}",
-                   f"bench-backfill-{suffix}", f"bench_{suffix}_backfill",
-                   f"bench_{suffix}_load", f"bench_{suffix}_naive")
+        return cls(
+            products,
+            f"bench.ticker.{suffix}",
+            f"bench.ticker.dlq.{suffix}",
+            f"bench-backfill-{suffix}",
+            f"bench_{suffix}_backfill",
+            f"bench_{suffix}_load",
+            f"bench_{suffix}_naive",
+        )
 
     @property
     def databases(self) -> tuple[str, str, str]:
@@ -202,16 +208,25 @@ class Scratch:
 
 def admin_connection(database: str | None = None) -> Connection[Cursor]:
     return pymysql.connect(
-        host=services.MYSQL_HOST, port=services.MYSQL_PORT, user=services.MYSQL_ADMIN_USER,
-        password=services.MYSQL_ADMIN_PASSWORD, database=database, autocommit=True,
+        host=services.MYSQL_HOST,
+        port=services.MYSQL_PORT,
+        user=services.MYSQL_ADMIN_USER,
+        password=services.MYSQL_ADMIN_PASSWORD,
+        database=database,
+        autocommit=True,
     )
 
 
 def app_connection(database: str, local_infile: bool = False) -> Connection[Cursor]:
     """The writer's account and session settings (shared.mysql.connect's), explicit commits."""
     return pymysql.connect(
-        host=services.MYSQL_HOST, port=services.MYSQL_PORT, user=APP_USER, password=APP_PASSWORD,
-        database=database, autocommit=False, local_infile=local_infile,
+        host=services.MYSQL_HOST,
+        port=services.MYSQL_PORT,
+        user=APP_USER,
+        password=APP_PASSWORD,
+        database=database,
+        autocommit=False,
+        local_infile=local_infile,
         init_command="SET time_zone = '+00:00', sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,"
         "NO_ZERO_IN_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'",
     )
@@ -221,8 +236,10 @@ def create(scratch: Scratch) -> None:
     admin = AdminClient({"bootstrap.servers": services.KAFKA_BOOTSTRAP})
     partitions = len(scratch.products)
     futures = admin.create_topics(
-        [NewTopic(name, num_partitions=partitions, replication_factor=1)
-         for name in (scratch.topic, scratch.dlq_topic)]
+        [
+            NewTopic(name, num_partitions=partitions, replication_factor=1)
+            for name in (scratch.topic, scratch.dlq_topic)
+        ]
     )
     for future in futures.values():
         future.result(timeout=60)
@@ -268,26 +285,41 @@ def bench_producer(failures: list[str]) -> Producer:
         if error is not None:
             failures.append(str(error))
 
-    return Producer({
-        "bootstrap.servers": services.KAFKA_BOOTSTRAP,
-        "enable.idempotence": True,
-        "acks": "all",
-        "linger.ms": 50,
-        "batch.size": 1_000_000,
-        "batch.num.messages": 100_000,
-        "compression.type": "lz4",
-        "queue.buffering.max.messages": 1_000_000,
-        "queue.buffering.max.kbytes": 1_048_576,
-        "on_delivery": delivered,
-    })
+    return Producer(
+        {
+            "bootstrap.servers": services.KAFKA_BOOTSTRAP,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 50,
+            "batch.size": 1_000_000,
+            "batch.num.messages": 100_000,
+            "compression.type": "lz4",
+            "queue.buffering.max.messages": 1_000_000,
+            "queue.buffering.max.kbytes": 1_048_576,
+            "on_delivery": delivered,
+        }
+    )
 
 
-def send(producer: Producer, topic: str, value: bytes, key: bytes, partition: int,
-         headers: RecordHeaders, timestamp_ms: int) -> None:
+def send(
+    producer: Producer,
+    topic: str,
+    value: bytes,
+    key: bytes,
+    partition: int,
+    headers: RecordHeaders,
+    timestamp_ms: int,
+) -> None:
     while True:
         try:
-            producer.produce(topic, value=value, key=key, partition=partition,
-                             headers=headers, timestamp=timestamp_ms)
+            producer.produce(
+                topic,
+                value=value,
+                key=key,
+                partition=partition,
+                headers=headers,
+                timestamp=timestamp_ms,
+            )
             return
         except BufferError:
             producer.poll(0.05)  # the local queue is full: let deliveries drain it
@@ -322,7 +354,8 @@ def preload(scratch: Scratch, rows: int, tsv: TextIO, sample: Sample) -> Preload
             feed_frames(market, count, seed=partition, end_us=end_us)
         ):
             headers: RecordHeaders = [
-                (HEADER_RECEIVED_NS, str(received_ns).encode()), (HEADER_SOURCE, SOURCE)
+                (HEADER_RECEIVED_NS, str(received_ns).encode()),
+                (HEADER_SOURCE, SOURCE),
             ]
             send(producer, scratch.topic, frame, key, partition, headers, received_ns // 10**6)
             outcome = decode(frame, headers, product, partition, offset)
@@ -338,8 +371,9 @@ def preload(scratch: Scratch, rows: int, tsv: TextIO, sample: Sample) -> Preload
         raise RuntimeError(f"preload: {left} undelivered, {len(failures)} failed: {failures[:3]}")
     check_offsets(scratch, counts)
     tsv.flush()
-    return Preload(dict(zip(scratch.products, counts, strict=True)),
-                   time.perf_counter() - started, size)
+    return Preload(
+        dict(zip(scratch.products, counts, strict=True)), time.perf_counter() - started, size
+    )
 
 
 def check_offsets(scratch: Scratch, counts: list[int]) -> None:
@@ -430,10 +464,12 @@ def measure(usage: dict[str, PhaseUsage], name: str) -> Iterator[None]:
         server_cpu_s=delta(server_after, server) if server_pid() == pid else None,
         broker_cpu_s=delta(kafka_after, kafka) if broker_pid() == broker else None,
         bench_cpu_s=round(time.process_time() - own, 2),
-        machine_busy_s=delta(machine_after[0] if machine_after else None,
-                             machine[0] if machine else None),
-        machine_iowait_s=delta(machine_after[1] if machine_after else None,
-                               machine[1] if machine else None),
+        machine_busy_s=delta(
+            machine_after[0] if machine_after else None, machine[0] if machine else None
+        ),
+        machine_iowait_s=delta(
+            machine_after[1] if machine_after else None, machine[1] if machine else None
+        ),
     )
 
 
@@ -490,8 +526,9 @@ def run_consumer(scratch: Scratch, command_template: str, logs: Path) -> Consume
     command = shlex.split(command_template.format(python=sys.executable))
     with (logs / "consumer.out").open("wb") as out, (logs / "consumer.err").open("wb") as err:
         started = time.perf_counter()
-        process = subprocess.Popen(command, cwd=ROOT, env=consumer_env(scratch),
-                                   stdout=out, stderr=err)
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=consumer_env(scratch), stdout=out, stderr=err
+        )
         exit_code, usage = wait_with_usage(process.pid, CONSUMER_TIMEOUT_S)
         wall = time.perf_counter() - started
         process.returncode = exit_code  # reaped by wait4 above
@@ -507,10 +544,12 @@ def run_consumer(scratch: Scratch, command_template: str, logs: Path) -> Consume
         peak_rss_mb=usage.ru_maxrss / 1024,  # KiB on Linux
         exit_code=exit_code,
         written=summary_written(stdout, scratch.products),
-        thread_seconds={product: stops[product] - starts[product]
-                        for product in scratch.products if product in starts and product in stops},
-        write_phase_s=(max(stops.values()) - min(starts.values())
-                       if starts and stops else None),
+        thread_seconds={
+            product: stops[product] - starts[product]
+            for product in scratch.products
+            if product in starts and product in stops
+        },
+        write_phase_s=(max(stops.values()) - min(starts.values()) if starts and stops else None),
         command=command,
     )
 
@@ -593,8 +632,10 @@ def rows_equal(left: str, right: str) -> int:
     """How many rows of `left` have a row in `right` equal in every column the writer sets."""
     same = " AND ".join(f"a.`{name}` <=> b.`{name}`" for name in COLUMNS)
     with admin_connection() as connection, connection.cursor() as cursor:
-        cursor.execute(f"SELECT COUNT(*) FROM `{left}`.`order` a JOIN `{right}`.`order` b "
-                       f"USING (product_id, sequence) WHERE {same}")
+        cursor.execute(
+            f"SELECT COUNT(*) FROM `{left}`.`order` a JOIN `{right}`.`order` b "
+            f"USING (product_id, sequence) WHERE {same}"
+        )
         found = cursor.fetchone()
     return int(found[0]) if found else 0
 
@@ -626,14 +667,24 @@ def per_thread_rates(run: ConsumerRun, expected: dict[str, int]) -> dict[str, fl
 
 
 def cpu_split(usage: PhaseUsage, client_cpu_s: float) -> dict[str, float | None]:
-    return {"client": round(client_cpu_s, 2), "mariadb": usage.server_cpu_s,
-            "kafka": usage.broker_cpu_s, "others": usage.others_s(client_cpu_s),
-            "iowait": usage.machine_iowait_s}
+    return {
+        "client": round(client_cpu_s, 2),
+        "mariadb": usage.server_cpu_s,
+        "kafka": usage.broker_cpu_s,
+        "others": usage.others_s(client_cpu_s),
+        "iowait": usage.machine_iowait_s,
+    }
 
 
-def build_report(rows: int, preloaded: Preload, run: ConsumerRun, loaded: tuple[int, float],
-                 naive_result: tuple[int, float], usage: dict[str, PhaseUsage],
-                 verified: dict[str, Any]) -> Report:
+def build_report(
+    rows: int,
+    preloaded: Preload,
+    run: ConsumerRun,
+    loaded: tuple[int, float],
+    naive_result: tuple[int, float],
+    usage: dict[str, PhaseUsage],
+    verified: dict[str, Any],
+) -> Report:
     consumer_rate = rows / run.wall_s
     load_rate = loaded[0] / loaded[1]
     naive_rate = naive_result[0] / naive_result[1] if naive_result[0] else float("nan")
@@ -641,9 +692,13 @@ def build_report(rows: int, preloaded: Preload, run: ConsumerRun, loaded: tuple[
     return Report(
         rows=rows,
         products=list(preloaded.frames_per_product),
-        machine={"cpus": os.cpu_count(), "platform": platform.platform(),
-                 "python": platform.python_version(), "mariadb": server_version(),
-                 "date": datetime.now(UTC).isoformat(timespec="seconds")},
+        machine={
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "mariadb": server_version(),
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
         preload_s=round(preloaded.seconds, 2),
         consumer={
             "rows_per_s": round(consumer_rate),
@@ -657,12 +712,21 @@ def build_report(rows: int, preloaded: Preload, run: ConsumerRun, loaded: tuple[
             "written": run.written,
             "command": run.command,
         },
-        load_data={"rows": loaded[0], "seconds": round(loaded[1], 2),
-                   "rows_per_s": round(load_rate), "tsv_mb": round(preloaded.tsv_bytes / 2**20)},
-        naive={"rows": naive_result[0], "seconds": round(naive_result[1], 2),
-               "rows_per_s": round(naive_rate)},
-        ratios={"consumer_to_load_data": round(consumer_rate / load_rate, 3),
-                "consumer_to_naive": round(consumer_rate / naive_rate, 1)},
+        load_data={
+            "rows": loaded[0],
+            "seconds": round(loaded[1], 2),
+            "rows_per_s": round(load_rate),
+            "tsv_mb": round(preloaded.tsv_bytes / 2**20),
+        },
+        naive={
+            "rows": naive_result[0],
+            "seconds": round(naive_result[1], 2),
+            "rows_per_s": round(naive_rate),
+        },
+        ratios={
+            "consumer_to_load_data": round(consumer_rate / load_rate, 3),
+            "consumer_to_naive": round(consumer_rate / naive_rate, 1),
+        },
         per_thread_rows_per_s=per_thread_rates(run, preloaded.frames_per_product),
         cpu_s={
             "consumer": cpu_split(usage["consumer"], run.cpu_s + usage["consumer"].bench_cpu_s),
@@ -682,40 +746,59 @@ def server_version() -> str:
 
 def print_report(report: Report) -> None:
     consumer, ratios, cpu = report.consumer, report.ratios, report.cpu_s
-    print(f"\nconsumer backfill: {report.rows:,} rows, {len(report.products)} products, "
-          f"{report.machine['cpus']} CPUs, MariaDB {report.machine['mariadb']}")
-    print(f"{'':<26}{'rows/s':>9}{'vs LOAD DATA':>14}{'vs naive':>10}"
-          f"{'CPU s: client':>15}{'MariaDB':>8}{'Kafka':>7}{'others':>7}")
-    print(f"{'consumer backfill':<26}{consumer['rows_per_s']:>9,}"
-          f"{ratios['consumer_to_load_data']:>13.2f}x{ratios['consumer_to_naive']:>9.1f}x"
-          f"{cpu_columns(cpu['consumer'])}")
-    print(f"{'LOAD DATA LOCAL (bound)':<26}{report.load_data['rows_per_s']:>9,}"
-          f"{1:>13.2f}x{'':>10}{cpu_columns(cpu['load_data'])}")
-    print(f"{'naive INSERT+COMMIT':<26}{report.naive['rows_per_s']:>9,}{'':>24}"
-          f"{cpu_columns(cpu['naive'])}  ({report.naive['rows']:,} rows)")
-    writing = (f" (writing {consumer['write_phase_s']} s: "
-               f"{consumer['rows_per_s_write_phase']:,} rows/s)"
-               if consumer["write_phase_s"] else "")
-    print(f"consumer: wall {consumer['wall_s']} s{writing}, CPU {consumer['cpu_s']} s "
-          f"({consumer['system_cpu_s']} s system) = {consumer['cpu_s_per_100k_rows']} s per "
-          f"100k rows, peak RSS {consumer['peak_rss_mb']} MB")
+    print(
+        f"\nconsumer backfill: {report.rows:,} rows, {len(report.products)} products, "
+        f"{report.machine['cpus']} CPUs, MariaDB {report.machine['mariadb']}"
+    )
+    print(
+        f"{'':<26}{'rows/s':>9}{'vs LOAD DATA':>14}{'vs naive':>10}"
+        f"{'CPU s: client':>15}{'MariaDB':>8}{'Kafka':>7}{'others':>7}"
+    )
+    print(
+        f"{'consumer backfill':<26}{consumer['rows_per_s']:>9,}"
+        f"{ratios['consumer_to_load_data']:>13.2f}x{ratios['consumer_to_naive']:>9.1f}x"
+        f"{cpu_columns(cpu['consumer'])}"
+    )
+    print(
+        f"{'LOAD DATA LOCAL (bound)':<26}{report.load_data['rows_per_s']:>9,}"
+        f"{1:>13.2f}x{'':>10}{cpu_columns(cpu['load_data'])}"
+    )
+    print(
+        f"{'naive INSERT+COMMIT':<26}{report.naive['rows_per_s']:>9,}{'':>24}"
+        f"{cpu_columns(cpu['naive'])}  ({report.naive['rows']:,} rows)"
+    )
+    writing = (
+        f" (writing {consumer['write_phase_s']} s: {consumer['rows_per_s_write_phase']:,} rows/s)"
+        if consumer["write_phase_s"]
+        else ""
+    )
+    print(
+        f"consumer: wall {consumer['wall_s']} s{writing}, CPU {consumer['cpu_s']} s "
+        f"({consumer['system_cpu_s']} s system) = {consumer['cpu_s_per_100k_rows']} s per "
+        f"100k rows, peak RSS {consumer['peak_rss_mb']} MB"
+    )
     rates = report.per_thread_rows_per_s
     if len(rates) <= 6:
         shown = ", ".join(f"{product} {rate:,.0f}" for product, rate in rates.items())
     else:
         ordered = sorted(rates.values())
-        shown = (f"min {ordered[0]:,.0f}, median {ordered[len(ordered) // 2]:,.0f}, "
-                 f"max {ordered[-1]:,.0f} over {len(ordered)} threads")
+        shown = (
+            f"min {ordered[0]:,.0f}, median {ordered[len(ordered) // 2]:,.0f}, "
+            f"max {ordered[-1]:,.0f} over {len(ordered)} threads"
+        )
     print(f"per thread rows/s: {shown}")
     verified = report.verified
-    print(f"verified: {verified['rows_in_table']:,} rows in the table (expected "
-          f"{report.rows:,}), {verified['equal_to_load_data']:,} equal to the LOAD DATA rows")
+    print(
+        f"verified: {verified['rows_in_table']:,} rows in the table (expected "
+        f"{report.rows:,}), {verified['equal_to_load_data']:,} equal to the LOAD DATA rows"
+    )
 
 
 def cpu_columns(split: dict[str, float | None]) -> str:
-    return "".join(f"{fmt(split[name]):>{width}}"
-                   for name, width in (("client", 15), ("mariadb", 8), ("kafka", 7),
-                                       ("others", 7)))
+    return "".join(
+        f"{fmt(split[name]):>{width}}"
+        for name, width in (("client", 15), ("mariadb", 8), ("kafka", 7), ("others", 7))
+    )
 
 
 def fmt(value: float | None) -> str:
@@ -727,17 +810,29 @@ def fmt(value: float | None) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m bench.consumer_backfill", description=__doc__,
+        prog="python -m bench.consumer_backfill",
+        description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--rows", type=int, default=1_000_000, help="frames to preload")
-    parser.add_argument("--products", type=int, default=None,
-                        help=f"N synthetic products P001-USD... (default: {DEFAULT_PRODUCTS})")
-    parser.add_argument("--naive-rows", type=int, default=20_000,
-                        help="sample size for one INSERT + COMMIT per message")
+    parser.add_argument(
+        "--products",
+        type=int,
+        default=None,
+        help=f"N synthetic products P001-USD... (default: {DEFAULT_PRODUCTS})",
+    )
+    parser.add_argument(
+        "--naive-rows",
+        type=int,
+        default=20_000,
+        help="sample size for one INSERT + COMMIT per message",
+    )
     parser.add_argument("--json", type=Path, help="write the results here")
-    parser.add_argument("--consumer-command", default=DEFAULT_CONSUMER_COMMAND,
-                        help="the backfill command line; {python} is this interpreter")
+    parser.add_argument(
+        "--consumer-command",
+        default=DEFAULT_CONSUMER_COMMAND,
+        help="the backfill command line; {python} is this interpreter",
+    )
     args = parser.parse_args(argv)
     if args.rows < 1 or args.naive_rows < 1 or (args.products is not None and args.products < 1):
         parser.error("--rows, --naive-rows and --products must be positive")
@@ -772,8 +867,7 @@ def run(rows: int, products: tuple[str, ...], naive_rows: int, command: str) -> 
         }
         if verified["rows_in_table"] != rows or verified["equal_to_load_data"] != rows:
             raise RuntimeError(f"backfill is not exact: {verified} for {rows} frames")
-        return build_report(rows, preloaded, consumer_run, loaded, naive_result, usage,
-                            verified)
+        return build_report(rows, preloaded, consumer_run, loaded, naive_result, usage, verified)
     finally:
         drop(scratch)
 

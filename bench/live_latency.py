@@ -18,6 +18,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -64,11 +65,32 @@ def percentiles(values: list[float], wanted: tuple[int, ...] = (50, 95, 99)) -> 
     return {f"p{p}": ordered[min(len(ordered) - 1, len(ordered) * p // 100)] for p in wanted}
 
 
-def row_latencies(database: str) -> list[float]:
+def start_service(module: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", module], cwd=ROOT, env=env)
+
+
+def read_text(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return str(response.read().decode())
+
+
+def wait_healthy(url: str, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"consumer not healthy at {url} after {timeout_s} s")
+
+
+def row_latencies(database: str, since: datetime) -> list[float]:
     with admin(database) as connection, connection.cursor() as cursor:
         cursor.execute(
             "SELECT TIMESTAMPDIFF(MICROSECOND, received_at, inserted_at) / 1e6 "
-            "FROM `order` WHERE received_at IS NOT NULL"
+            "FROM `order` WHERE received_at >= %s",
+            (since,),
         )
         return [float(value) for (value,) in cursor.fetchall()]
 
@@ -79,6 +101,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--rate", type=float, default=100, help="tickers/s per product")
+    parser.add_argument("--warm-up-seconds", type=float, default=5)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
 
@@ -104,23 +127,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "CONSUMER_METRICS_PORT": str(metrics_port),
     }
     simulator, url = start_simulator(rate=args.rate, count=None)
-    services = [
-        subprocess.Popen(
-            [sys.executable, "-m", module], cwd=ROOT, env=env | {"COINBASE_WS_URL": url}
-        )
-        for module in ("consumer", "producer")
-    ]
+    services = [start_service("consumer", env | {"COINBASE_WS_URL": url})]
     try:
+        wait_healthy(f"http://127.0.0.1:{metrics_port}/healthz")
+        services.append(start_service("producer", env | {"COINBASE_WS_URL": url}))
+        time.sleep(args.warm_up_seconds)  # start-up: imports, connects, producer id
+        measured_from = datetime.now(UTC).replace(tzinfo=None)
+        metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+        before = read_text(metrics_url)
         time.sleep(args.seconds)
-        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics") as response:
-            histogram = histogram_quantiles(
-                response.read().decode(), "consumer_end_to_end_seconds", (0.5, 0.95, 0.99)
-            )
+        histogram = histogram_quantiles(
+            read_text(metrics_url), "consumer_end_to_end_seconds", (0.5, 0.95, 0.99), before
+        )
     finally:
         for process in (*reversed(services), simulator):
             process.terminate()
             process.wait(30)
-    latencies = row_latencies(database)
+    latencies = row_latencies(database, measured_from)
     drop_database(database)
     delete_topics(topic, topic + ".dlq")
     exact = percentiles(latencies)

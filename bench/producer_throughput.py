@@ -200,21 +200,28 @@ def run_producer(count: int, topic: str) -> dict[str, float]:
     }
 
 
-def histogram_quantiles(
-    metrics_text: str, name: str, quantiles: tuple[float, ...]
-) -> dict[str, float]:
-    """Upper bucket bounds holding each quantile (Prometheus cumulative buckets)."""
-    buckets = []
+def bucket_counts(metrics_text: str, name: str) -> list[tuple[float, float]]:
+    """(upper bound, cumulative count) of a Prometheus histogram, summed over its labels."""
+    counts: dict[float, float] = {}
     for line in metrics_text.splitlines():
         if line.startswith(f"{name}_bucket"):
-            bound = line.split('le="')[1].split('"')[0]
-            buckets.append(
-                (float("inf") if bound == "+Inf" else float(bound), float(line.rsplit(" ", 1)[1]))
-            )
+            bound_text = line.split('le="')[1].split('"')[0]
+            bound = float("inf") if bound_text == "+Inf" else float(bound_text)
+            counts[bound] = counts.get(bound, 0.0) + float(line.rsplit(" ", 1)[1])
+    return sorted(counts.items())
+
+
+def histogram_quantiles(
+    metrics_text: str, name: str, quantiles: tuple[float, ...], baseline_text: str = ""
+) -> dict[str, float]:
+    """Upper bucket bounds holding each quantile, of what was observed since the baseline."""
+    before = dict(bucket_counts(baseline_text, name))
+    buckets = [
+        (bound, count - before.get(bound, 0.0))
+        for bound, count in bucket_counts(metrics_text, name)
+    ]
     total = buckets[-1][1]
-    found = {}
-    for quantile in quantiles:
-        found[f"p{round(quantile * 100)}"] = next(b for b, c in buckets if c >= quantile * total)
+    found = {f"p{round(q * 100)}": next(b for b, c in buckets if c >= q * total) for q in quantiles}
     found["samples"] = total
     return found
 

@@ -60,6 +60,7 @@ def pinned_consumer(settings: CommonSettings, group_id: str, **overrides: Any) -
         "enable.partition.eof": False,
         # Bound the prefetch so a paused writer doesn't buffer without limit.
         "queued.max.messages.kbytes": 16384,
+        "queued.min.messages": 20000,
         "fetch.max.bytes": 8 * 1024 * 1024,
         "isolation.level": "read_committed",
     }

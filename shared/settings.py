@@ -93,7 +93,7 @@ class ConsumerSettings(CommonSettings):
     mysql_ssl_ca: str | None = None
     consumer_metrics_port: Port = 9102
     batch_max_rows: int = Field(5000, ge=1, le=100_000)
-    batch_max_wait_ms: int = Field(20, ge=0, le=60_000)
+    batch_max_wait_ms: int = Field(10, ge=0, le=60_000)
     shutdown_timeout_s: float = Field(20.0, gt=0)
 
 
