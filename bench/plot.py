@@ -39,32 +39,26 @@ def draw(report: dict[str, Any], path: Path) -> None:
     acked = producer["latency_s"]
     bars(
         latency_axis,
-        "latency, ms",
+        "latency ms: received -> acked, -> row",
         {
-            "producer\np50": acked["p50"] * 1000,
-            "producer\np99": acked["p99"] * 1000,
-            "end to end\np50": live["p50"] * 1000,
-            "end to end\np95": live["p95"] * 1000,
-            "end to end\np99": live["p99"] * 1000,
+            "acked\np50": acked["p50"] * 1000,
+            "acked\np99": acked["p99"] * 1000,
+            "row\np50": live["p50"] * 1000,
+            "row\np95": live["p95"] * 1000,
+            "row\np99": live["p99"] * 1000,
         },
     )
     scaling = report["scaling"]
-    products = [int(count) for count in scaling]
-    scaling_axis.plot(
-        products,
-        [r["consumer"]["rows_per_s"] for r in scaling.values()],
-        marker="o",
-        label="consumer",
-    )
-    scaling_axis.plot(
-        products,
-        [r["load_data"]["rows_per_s"] for r in scaling.values()],
-        marker="s",
-        label="LOAD DATA bound",
-    )
+    positions = list(range(len(scaling)))
+    for key, label, marker in (
+        ("consumer", "consumer", "o"),
+        ("load_data", "LOAD DATA bound", "s"),
+    ):
+        rates = [result[key]["rows_per_s"] for result in scaling.values()]
+        scaling_axis.plot(positions, rates, marker=marker, label=label)
     scaling_axis.set_title("backfill rows/s by number of products")
-    scaling_axis.set_xscale("log")
-    scaling_axis.set_xticks(products, [str(count) for count in products])
+    scaling_axis.set_xticks(positions, list(scaling))
+    scaling_axis.set_ylim(bottom=0)
     scaling_axis.legend()
     machine = report["machine"]
     figure.suptitle(f"{machine['date']}, {machine['cpus']} cores, Python {machine['python']}")
