@@ -508,14 +508,21 @@ def consumer_env(scratch: Scratch) -> dict[str, str]:
     }
 
 
-def wait_with_usage(pid: int, timeout_s: float) -> tuple[int, resource.struct_rusage]:
-    """Reap `pid` with wait4 (its own rusage); SIGTERM, then SIGKILL, past the timeout."""
+def wait_with_usage(pid: int, timeout_s: float) -> tuple[int, resource.struct_rusage, float]:
+    """Reap `pid` with wait4 (its own CPU time); SIGTERM, then SIGKILL, past the timeout.
+
+    Peak memory is polled from /proc (VmHWM) while it runs: wait4's ru_maxrss also counts
+    the forked copy of this (large) process from before the child's exec.
+    """
     deadline = time.monotonic() + timeout_s
     signals = [signal.SIGKILL, signal.SIGTERM]  # sent in turn, 30 s apart
+    watched, peak_rss_mb = Process(pid), 0.0
     while True:
+        with contextlib.suppress(OSError):
+            peak_rss_mb = max(peak_rss_mb, watched.peak_rss_mb())
         done, status, usage = os.wait4(pid, os.WNOHANG)
         if done == pid:
-            return os.waitstatus_to_exitcode(status), usage
+            return os.waitstatus_to_exitcode(status), usage, peak_rss_mb
         if time.monotonic() > deadline and signals:
             os.kill(pid, signals.pop())
             deadline += 30
@@ -529,7 +536,7 @@ def run_consumer(scratch: Scratch, command_template: str, logs: Path) -> Consume
         process = subprocess.Popen(
             command, cwd=ROOT, env=consumer_env(scratch), stdout=out, stderr=err
         )
-        exit_code, usage = wait_with_usage(process.pid, CONSUMER_TIMEOUT_S)
+        exit_code, usage, peak_rss_mb = wait_with_usage(process.pid, CONSUMER_TIMEOUT_S)
         wall = time.perf_counter() - started
         process.returncode = exit_code  # reaped by wait4 above
     stdout = (logs / "consumer.out").read_text(errors="replace")
@@ -541,7 +548,7 @@ def run_consumer(scratch: Scratch, command_template: str, logs: Path) -> Consume
         wall_s=wall,
         cpu_s=usage.ru_utime + usage.ru_stime,
         system_cpu_s=usage.ru_stime,
-        peak_rss_mb=usage.ru_maxrss / 1024,  # KiB on Linux
+        peak_rss_mb=peak_rss_mb,
         exit_code=exit_code,
         written=summary_written(stdout, scratch.products),
         thread_seconds={
