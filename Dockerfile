@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # Images of the pipeline, one Dockerfile, several targets:
 #   docker build --target producer -t coinbase-pipeline/producer .   (make build-producer)
 #   docker build --target consumer -t coinbase-pipeline/consumer .   (make build-consumer)
@@ -13,52 +12,10 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
 WORKDIR /build
-COPY pyproject.toml requirements.lock ./
-# 1. The whole lock, every hash checked, into a throw-away venv (its metadata tells what
-#    depends on what).
-RUN python -m venv /opt/lock \
- && /opt/lock/bin/pip install --require-hashes --no-deps -r requirements.lock
-# 2. The runtime subset of the lock: the closure of [project].dependencies, same pins, same
-#    hashes. Test and lint tools (pytest, mypy, ruff, ...) stay out of the image.
-RUN /opt/lock/bin/python - <<'EOF'
-import re
-import tomllib
-from importlib.metadata import requires
-
-from packaging.requirements import Requirement
-
-
-def norm(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-with open("pyproject.toml", "rb") as file:
-    roots = tomllib.load(file)["project"]["dependencies"]
-needed: set[tuple[str, str]] = set()
-todo = [(Requirement(text), "") for text in roots]
-while todo:
-    requirement, extra = todo.pop()
-    if requirement.marker is not None and not requirement.marker.evaluate({"extra": extra}):
-        continue
-    name = norm(requirement.name)
-    for wanted in ("", *sorted(requirement.extras)):
-        if (name, wanted) in needed:
-            continue
-        needed.add((name, wanted))
-        todo.extend((Requirement(text), wanted) for text in requires(name) or [])
-names = {name for name, _ in needed}
-
-kept, keep = [], False
-for line in open("requirements.lock"):
-    if line.strip() and not line[0].isspace() and not line.startswith("#"):
-        keep = norm(line.split("==")[0]) in names
-    if keep:
-        kept.append(line)
-open("runtime.lock", "w").writelines(kept)
-print("runtime dependencies:", ", ".join(sorted(names)))
-EOF
+# Runtime dependencies only (requirements-runtime.lock: `make lock`), every hash checked.
+COPY requirements-runtime.lock ./
 RUN python -m venv /opt/venv \
- && /opt/venv/bin/pip install --require-hashes --no-deps -r runtime.lock \
+ && /opt/venv/bin/pip install --require-hashes --no-deps -r requirements-runtime.lock \
  && /opt/venv/bin/pip check
 
 # ---------------------------------------------------------------- code, non-root user

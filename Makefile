@@ -15,10 +15,12 @@ $(INSTALLED): requirements.lock pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check --require-hashes -r requirements.lock
 	touch $@
 
-lock:  ## re-resolve requirements.lock and requirements-bench.lock from pyproject.toml
+lock:  ## re-resolve the locks (tests, images, benchmarks) from pyproject.toml
 	$(PY) -m pip install -q uv
 	$(VENV)/bin/uv pip compile pyproject.toml --extra dev \
 	  --generate-hashes --python-version 3.11 --no-header -o requirements.lock
+	$(VENV)/bin/uv pip compile pyproject.toml \
+	  --generate-hashes --python-version 3.11 --no-header -o requirements-runtime.lock
 	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --extra bench \
 	  --generate-hashes --python-version 3.11 --no-header -o requirements-bench.lock
 
