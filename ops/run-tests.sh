@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# `make test`: services up, lint, types, pytest; afterwards stop the services if this run started them.
+# `make test`: services up, lint, types, pytest; afterwards stop the services if a test run
+# started them (a marker file remembers that across a run that was killed half-way).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
+marker=.run/started-by-make-test
 
-started_here=no
 if ! $PY ops/services.py status >/dev/null 2>&1; then
-  started_here=yes
+  mkdir -p .run && touch "$marker"
 fi
 cleanup() {
-  if [ "$started_here" = yes ]; then $PY ops/services.py down; fi
+  if [ -f "$marker" ]; then
+    $PY ops/services.py down
+    rm -f "$marker"
+  fi
 }
 trap cleanup EXIT
 
