@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from confluent_kafka import KafkaException
+
 from consumer import backfill, service
-from consumer.preflight import PreflightError, check_table, check_topic
+from consumer.preflight import PreflightError, check_table
 from shared.logs import configure_logging
 from shared.settings import ConsumerSettings, load
+from shared.topics import TopicError, ensure_all
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,9 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = load(ConsumerSettings)
     configure_logging(settings.log_format, settings.log_level)
     try:
-        check_topic(settings)
+        ensure_all(settings)
         check_table(settings)
-    except PreflightError as exc:
+    except (PreflightError, TopicError, KafkaException) as exc:
         print(f"consumer cannot start: {exc}", file=sys.stderr)
         return 2
     if args.command == "backfill":

@@ -6,7 +6,6 @@ import pymysql
 
 from consumer.decode import COLUMNS
 from shared import mysql
-from shared.kafka_clients import admin_client
 from shared.settings import ConsumerSettings
 
 
@@ -27,18 +26,3 @@ def check_table(settings: ConsumerSettings) -> None:
             cursor.execute(f"SELECT {', '.join(COLUMNS)} FROM `order` LIMIT 0")
         except pymysql.MySQLError as exc:
             raise PreflightError(f"table `order` does not fit the writer: {exc.args[-1]}") from None
-
-
-def check_topic(settings: ConsumerSettings, timeout_s: float = 30.0) -> None:
-    """The raw topic has a partition for every configured product."""
-    topics = admin_client(settings).list_topics(settings.kafka_topic, timeout=timeout_s).topics
-    topic = topics.get(settings.kafka_topic)
-    if topic is None or topic.error is not None:
-        raise PreflightError(
-            f"topic {settings.kafka_topic} does not exist (run: python -m shared.topics ensure)"
-        )
-    if len(topic.partitions) < len(settings.products):
-        raise PreflightError(
-            f"topic {settings.kafka_topic} has {len(topic.partitions)} partitions for "
-            f"{len(settings.products)} products"
-        )

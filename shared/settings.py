@@ -33,6 +33,9 @@ class CommonSettings(BaseSettings):
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
     kafka_ssl_ca_location: str | None = None
+    # For topics the services create when missing (shared/topics.py).
+    kafka_retention_ms: int = Field(-1, ge=-1)  # -1 keeps everything: the topic is the archive
+    kafka_replication_factor: int = Field(-1, ge=-1)  # -1 takes the broker's default
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -54,13 +57,6 @@ class CommonSettings(BaseSettings):
         if len(set(value)) != len(value):
             raise ValueError("a product is listed twice; list order fixes partitions")
         return value
-
-
-class TopicSettings(CommonSettings):
-    """Settings of `python -m shared.topics`."""
-
-    kafka_retention_ms: int = Field(-1, ge=-1)  # -1 keeps everything: the topic is the archive
-    kafka_replication_factor: int = Field(-1, ge=-1)  # -1 takes the broker's default
 
 
 class ProducerSettings(CommonSettings):

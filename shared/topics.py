@@ -1,7 +1,8 @@
 """`python -m shared.topics ensure`: create the raw and dead-letter topics if missing.
 
 The raw topic gets one partition per configured product. An existing topic with fewer
-partitions than products is refused: products would share or miss partitions.
+partitions than products is refused: products would share or miss partitions. The producer
+and the consumer run the same check at start-up.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from shared.kafka_clients import admin_client
 from shared.logs import configure_logging, get_logger
-from shared.settings import TopicSettings, load
+from shared.settings import CommonSettings, load
 
 log = get_logger(__name__)
 
@@ -56,7 +57,8 @@ def ensure_topic(
     return True
 
 
-def ensure_all(settings: TopicSettings) -> None:
+def ensure_all(settings: CommonSettings) -> None:
+    """Both topics exist with a partition per product; raises TopicError (or KafkaException)."""
     admin = admin_client(settings)
     for name in (settings.kafka_topic, settings.kafka_dlq_topic):
         created = ensure_topic(
@@ -73,11 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shared.topics", description=__doc__)
     parser.add_argument("command", choices=["ensure"])
     parser.parse_args(argv)
-    settings = load(TopicSettings)
+    settings = load(CommonSettings)
     configure_logging(settings.log_format, settings.log_level)
     try:
         ensure_all(settings)
-    except TopicError as exc:
+    except (TopicError, KafkaException) as exc:
         print(f"refusing: {exc}", file=sys.stderr)
         return 2
     return 0

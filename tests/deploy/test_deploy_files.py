@@ -37,7 +37,7 @@ from prometheus_client.core import REGISTRY
 import consumer.metrics
 import producer.metrics
 from shared.observability import serve
-from shared.settings import CommonSettings, ConsumerSettings, ProducerSettings, TopicSettings
+from shared.settings import CommonSettings, ConsumerSettings, ProducerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 ECS = ROOT / "deploy" / "ecs"
@@ -72,7 +72,11 @@ SECRETS_OF_TASK = {
     "backfill-task.json": {"MYSQL_PASSWORD", "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD"},
 }
 METRICS_PORT = {"producer-task.json": 9101, "consumer-task.json": 9102}
-ALL_SETTINGS: tuple[type[CommonSettings], ...] = (TopicSettings, ProducerSettings, ConsumerSettings)
+ALL_SETTINGS: tuple[type[CommonSettings], ...] = (
+    CommonSettings,
+    ProducerSettings,
+    ConsumerSettings,
+)
 # Variables read outside shared/settings.py: ops/services.py and the tests (admin account),
 # docker-compose.yml, the Makefile.
 OPS_VARIABLES = {
@@ -405,7 +409,7 @@ def test_compose_bind_mounts_and_build_targets_exist() -> None:
 
 def test_compose_app_services_read_real_settings() -> None:
     app: dict[str, type[CommonSettings]] = {
-        "topics": TopicSettings,
+        "topics": CommonSettings,
         "producer": ProducerSettings,
         "consumer": ConsumerSettings,
     }

@@ -23,6 +23,7 @@ from tests.conftest import (
     create_topic,
     python_env,
 )
+from tests.factories import service_stderr, start_service, stop_service, wait_for
 
 
 def test_broker_is_real_kafka(services: Services) -> None:
@@ -149,3 +150,28 @@ def test_bad_setting_stops_with_one_line_naming_it(services: Services) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith("invalid setting PRODUCTS:")
+
+
+def test_services_create_missing_topics_and_refuse_narrow_ones(pipeline: Pipeline) -> None:
+    fresh = f"test.fresh.{uuid.uuid4().hex[:8]}"
+    producer = start_service(
+        "producer",
+        pipeline,
+        KAFKA_TOPIC=fresh,
+        KAFKA_DLQ_TOPIC=fresh + ".dlq",
+        COINBASE_WS_URL="ws://127.0.0.1:9",
+    )
+    try:
+        admin = pipeline.services.admin_client()
+        wait_for(lambda: fresh + ".dlq" in admin.list_topics(timeout=5).topics, 30, "topics")
+        assert len(admin.list_topics(fresh, timeout=5).topics[fresh].partitions) == 3
+    finally:
+        stop_service(producer)
+
+    narrow = f"test.narrow.{uuid.uuid4().hex[:8]}"
+    create_topic(pipeline.services, narrow, partitions=2)
+    consumer = start_service("consumer", pipeline, KAFKA_TOPIC=narrow)
+    consumer.wait(timeout=60)
+    lines = service_stderr(consumer).strip().splitlines()
+    assert consumer.returncode == 2
+    assert len(lines) == 1 and "has 2 partitions but 3 products" in lines[0]
