@@ -68,7 +68,8 @@ def ensure_all(settings: CommonSettings) -> None:
             retention_ms=settings.kafka_retention_ms,
             replication_factor=settings.kafka_replication_factor,
         )
-        log.info("topic ready", topic=name, created=created, partitions=len(settings.products))
+        if created:
+            log.info("topic created", topic=name, partitions=len(settings.products))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     except (TopicError, KafkaException) as exc:
         print(f"refusing: {exc}", file=sys.stderr)
         return 2
+    log.info("topics ready", topics=[settings.kafka_topic, settings.kafka_dlq_topic])
     return 0
 
 
