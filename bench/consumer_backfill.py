@@ -207,14 +207,7 @@ class Scratch:
 
 
 def admin_connection(database: str | None = None) -> Connection[Cursor]:
-    return pymysql.connect(
-        host=services.MYSQL_HOST,
-        port=services.MYSQL_PORT,
-        user=services.MYSQL_ADMIN_USER,
-        password=services.MYSQL_ADMIN_PASSWORD,
-        database=database,
-        autocommit=True,
-    )
+    return services.admin_connection(database, autocommit=True)
 
 
 def app_connection(database: str, local_infile: bool = False) -> Connection[Cursor]:

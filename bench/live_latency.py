@@ -22,7 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pymysql
+from pymysql.connections import Connection
+from pymysql.cursors import Cursor
 
 from bench.producer_throughput import (
     BOOTSTRAP,
@@ -33,19 +34,13 @@ from bench.producer_throughput import (
     start_simulator,
 )
 from bench.report import free_port, print_table, write_json
+from ops import services
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def admin(database: str | None = None) -> pymysql.connections.Connection[pymysql.cursors.Cursor]:
-    return pymysql.connect(
-        host=os.environ.get("MYSQL_HOST", "127.0.0.1"),
-        port=int(os.environ.get("MYSQL_PORT", "3306")),
-        user=os.environ.get("MYSQL_ADMIN_USER", "root"),
-        password=os.environ.get("MYSQL_ADMIN_PASSWORD", ""),
-        database=database,
-        autocommit=True,
-    )
+def admin(database: str | None = None) -> Connection[Cursor]:
+    return services.admin_connection(database, autocommit=True)
 
 
 def create_database(name: str) -> None:
@@ -127,10 +122,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "CONSUMER_METRICS_PORT": str(metrics_port),
     }
     simulator, url = start_simulator(rate=args.rate, count=None)
-    services = [start_service("consumer", env | {"COINBASE_WS_URL": url})]
+    processes = [start_service("consumer", env | {"COINBASE_WS_URL": url})]
     try:
         wait_healthy(f"http://127.0.0.1:{metrics_port}/healthz")
-        services.append(start_service("producer", env | {"COINBASE_WS_URL": url}))
+        processes.append(start_service("producer", env | {"COINBASE_WS_URL": url}))
         time.sleep(args.warm_up_seconds)  # start-up: imports, connects, producer id
         measured_from = datetime.now(UTC).replace(tzinfo=None)
         metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
@@ -140,7 +135,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             read_text(metrics_url), "consumer_end_to_end_seconds", (0.5, 0.95, 0.99), before
         )
     finally:
-        for process in (*reversed(services), simulator):
+        for process in (*reversed(processes), simulator):
             process.terminate()
             process.wait(30)
     latencies = row_latencies(database, measured_from)

@@ -31,11 +31,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pymysql
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.report import write_json
+from ops import services
 from simulator import SimulatorConfig, SimulatorThread
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -145,14 +145,7 @@ class Pipeline:
 
 @contextmanager
 def admin_db(database: str | None = None) -> Iterator[Any]:
-    connection = pymysql.connect(
-        host=os.environ.get("MYSQL_HOST", "127.0.0.1"),
-        port=int(os.environ.get("MYSQL_PORT", "3306")),
-        user=os.environ.get("MYSQL_ADMIN_USER", "root"),
-        password=os.environ.get("MYSQL_ADMIN_PASSWORD", ""),
-        database=database,
-        autocommit=True,
-    )
+    connection = services.admin_connection(database, autocommit=True)
     with connection, connection.cursor() as cursor:
         yield cursor
 
@@ -203,15 +196,15 @@ def run_drill(
     pipeline.create()
     try:
         with SimulatorThread(config) as simulator:
-            services = [pipeline.start("consumer"), pipeline.start("producer", simulator.url)]
+            processes = [pipeline.start("consumer"), pipeline.start("producer", simulator.url)]
             planted = extra_dead_letters(pipeline)
-            fault(pipeline, simulator, services)
+            fault(pipeline, simulator, processes)
             fault_over = time.monotonic()
             simulator.wait_until(lambda s: s.done(), timeout=CATCH_UP_S)
             expected = sent_keys(simulator)
             wait_until(lambda: pipeline.row_count() >= len(expected))
             recovery_s = time.monotonic() - fault_over
-            for process in reversed(services):
+            for process in reversed(processes):
                 stop(process)
             found = pipeline.rows()
             with admin_db(pipeline.database) as cursor:
@@ -241,17 +234,17 @@ def run_drill(
 
 
 def kill9_consumer(
-    pipeline: Pipeline, _sim: SimulatorThread, services: list[subprocess.Popen[bytes]]
+    pipeline: Pipeline, _sim: SimulatorThread, processes: list[subprocess.Popen[bytes]]
 ) -> None:
     for _ in range(5):
         time.sleep(random.uniform(0.8, 2.0))
-        services[0].kill()
-        services[0].wait()
-        services[0] = pipeline.start("consumer")
+        processes[0].kill()
+        processes[0].wait()
+        processes[0] = pipeline.start("consumer")
 
 
 def restart_mariadb(
-    _pipeline: Pipeline, _sim: SimulatorThread, _services: list[subprocess.Popen[bytes]]
+    _pipeline: Pipeline, _sim: SimulatorThread, _processes: list[subprocess.Popen[bytes]]
 ) -> None:
     time.sleep(4)
     service("stop", "mariadb")
@@ -260,7 +253,7 @@ def restart_mariadb(
 
 
 def stop_broker(
-    _pipeline: Pipeline, _sim: SimulatorThread, _services: list[subprocess.Popen[bytes]]
+    _pipeline: Pipeline, _sim: SimulatorThread, _processes: list[subprocess.Popen[bytes]]
 ) -> None:
     time.sleep(5)
     service("stop", "kafka")
@@ -271,7 +264,7 @@ def stop_broker(
 
 
 def nothing(
-    _pipeline: Pipeline, _sim: SimulatorThread, _services: list[subprocess.Popen[bytes]]
+    _pipeline: Pipeline, _sim: SimulatorThread, _processes: list[subprocess.Popen[bytes]]
 ) -> None:
     return
 

@@ -25,9 +25,12 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pymysql
 from confluent_kafka.admin import AdminClient
+from pymysql.connections import Connection
+from pymysql.cursors import Cursor
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / ".run"
@@ -75,18 +78,24 @@ def kafka_ready(timeout_s: float = 3.0) -> bool:
 def mysql_ready() -> bool:
     """A real query answered by the admin account."""
     try:
-        connection = pymysql.connect(
-            host=MYSQL_HOST,
-            port=MYSQL_PORT,
-            user=MYSQL_ADMIN_USER,
-            password=MYSQL_ADMIN_PASSWORD,
-            connect_timeout=2,
-        )
+        connection = admin_connection(connect_timeout=2)
     except pymysql.MySQLError:
         return False
     with connection, connection.cursor() as cursor:
         cursor.execute("SELECT 1")
         return cursor.fetchone() == (1,)
+
+
+def admin_connection(database: str | None = None, **options: Any) -> Connection[Cursor]:
+    """The account that may apply the schema and create databases (MYSQL_ADMIN_*)."""
+    return pymysql.connect(
+        host=MYSQL_HOST,
+        port=MYSQL_PORT,
+        user=MYSQL_ADMIN_USER,
+        password=MYSQL_ADMIN_PASSWORD,
+        database=database,
+        **options,
+    )
 
 
 def port_open(address: str) -> bool:
@@ -402,13 +411,7 @@ def allow_loopback_root() -> None:
 
 
 def apply_schema() -> None:
-    connection = pymysql.connect(
-        host=MYSQL_HOST,
-        port=MYSQL_PORT,
-        user=MYSQL_ADMIN_USER,
-        password=MYSQL_ADMIN_PASSWORD,
-        client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS,
-    )
+    connection = admin_connection(client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS)
     with connection, connection.cursor() as cursor:
         cursor.execute((ROOT / "schema.sql").read_text())
         while cursor.nextset():
