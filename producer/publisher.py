@@ -112,7 +112,8 @@ class Publisher:
             log.error("delivery failed", product=product, error=str(error))
 
     def _client_error(self, error: KafkaError) -> None:
-        if error.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
+        # Not on every _TRANSPORT error: a broker closing an idle connection raises one too.
+        if error.code() == KafkaError._ALL_BROKERS_DOWN:
             self.kafka_reachable = False
         log.warning("kafka client error", error=str(error))
 

@@ -4,13 +4,25 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
 from simulator import SimulatorConfig, SimulatorThread
 from tests.conftest import Pipeline
-from tests.factories import start_service, stop_service
-from tests.producer.test_producer_e2e import PRODUCTS, published, sent
+from tests.factories import start_service, stop_service, wait_for
+from tests.producer.test_producer_e2e import PRODUCTS, free_port, published, sent
+
+
+def http_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return 0
 
 
 def final_counts(stderr: str) -> dict[str, object]:
@@ -21,23 +33,31 @@ def final_counts(stderr: str) -> dict[str, object]:
 
 
 def run_through_broker_outage(
-    pipeline: Pipeline, config: SimulatorConfig, **env: str
+    pipeline: Pipeline, config: SimulatorConfig, health_port: int | None = None, **env: str
 ) -> tuple[dict[str, list[bytes]], dict[str, object], str]:
     """Producer reads the whole feed while the broker is stopped for 4 s in the middle.
 
-    Returns what the simulator sent, the producer's shutdown summary and its log.
+    Returns what the simulator sent, the producer's shutdown summary and its log. With
+    `health_port`, /healthz must say 503 during the outage and 200 again after it.
     """
+    if health_port is not None:
+        env["PRODUCER_METRICS_PORT"] = str(health_port)
+    health = f"http://127.0.0.1:{health_port}/healthz"
     with SimulatorThread(config) as simulator:
         process = start_service("producer", pipeline, COINBASE_WS_URL=simulator.url, **env)
         try:
             assert simulator.wait_until(lambda s: sum(s.ticker_counts().values()) > 300, 15)
             pipeline.services.control("stop", "kafka")
             during = sum(simulator.ticker_counts().values())
+            if health_port is not None:
+                wait_for(lambda: http_status(health) == 503, 10, "unhealthy while Kafka is down")
             time.sleep(4)
             assert sum(simulator.ticker_counts().values()) > during + 300, "feed kept flowing"
         finally:
             pipeline.services.control("start", "kafka")
         assert simulator.wait_until(lambda s: s.done(), timeout=40)
+        if health_port is not None:
+            wait_for(lambda: http_status(health) == 200, 20, "healthy once Kafka is back")
         time.sleep(2)
         code, err = stop_service(process, timeout_s=60)
         expected = sent(simulator)
@@ -50,7 +70,7 @@ def test_frames_read_while_broker_is_down_are_delivered_after_it_returns(
     pipeline: Pipeline,
 ) -> None:
     config = SimulatorConfig(products=PRODUCTS, rate=100, count=1200, seed=21)
-    expected, summary, _log = run_through_broker_outage(pipeline, config)
+    expected, summary, _log = run_through_broker_outage(pipeline, config, health_port=free_port())
     assert summary["unacknowledged"] == 0
     assert published(pipeline) == expected
 
