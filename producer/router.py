@@ -15,8 +15,11 @@ from shared.partitions import PartitionMap
 # A ticker is about 450 bytes; anything this large is not one.
 MAX_FRAME_BYTES = 64 * 1024
 
+# The results below are plain slotted dataclasses, not frozen ones: they are made for every
+# frame, and a frozen dataclass costs three times as much to build. Treat them as values.
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(slots=True)
 class Tick:
     """A ticker frame for a configured product: published raw to its partition."""
 
@@ -26,7 +29,7 @@ class Tick:
     trade_id: int | None  # absent on snapshots
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Control:
     """A frame that is handled, never published: subscriptions, heartbeat, unknown types."""
 
@@ -34,14 +37,14 @@ class Control:
     product: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FeedError:
     """`{"type":"error"}` from the server: the subscription is not in force; reconnect."""
 
     message: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Reject:
     """A frame that can't be routed: it goes to the dead-letter topic with this reason."""
 
@@ -80,13 +83,16 @@ def route(frame: bytes, partitions: PartitionMap) -> Route:
     return Tick(product, partition, sequence, trade_id)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Verdict:
     """What the sequence watch says about one tick."""
 
     publish: bool
     drop_reason: str | None = None  # "duplicate" or "out_of_order" when not published
     trade_gap: int = 0  # trade ids skipped just before this tick
+
+
+PUBLISH = Verdict(True)
 
 
 class SequenceWatch:
@@ -114,4 +120,4 @@ class SequenceWatch:
                 gap = tick.trade_id - last_trade - 1
             if last_trade is None or tick.trade_id > last_trade:
                 self.last_trade_id[tick.product] = tick.trade_id
-        return Verdict(True, trade_gap=gap)
+        return Verdict(True, trade_gap=gap) if gap else PUBLISH
