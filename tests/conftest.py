@@ -7,7 +7,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pymysql
@@ -85,7 +85,6 @@ class Pipeline:
     dlq_topic: str
     database: str
     group_id: str
-    extra_env: dict[str, str] = field(default_factory=dict)
 
     def env(self, **overrides: str) -> dict[str, str]:
         values = {
@@ -103,11 +102,7 @@ class Pipeline:
             "PRODUCER_METRICS_PORT": "0",
             "CONSUMER_METRICS_PORT": "0",
         }
-        return values | self.extra_env | overrides
-
-    def apply_env(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        for name, value in self.env().items():
-            monkeypatch.setenv(name, value)
+        return values | overrides
 
     def rows(self, query: str, *args: object) -> list[tuple[object, ...]]:
         with self.services.admin(self.database) as connection, connection.cursor() as cursor:
