@@ -79,10 +79,10 @@ def subscribe_message(settings: ProducerSettings) -> bytes:
 class Feed:
     """Runs sessions until `stop` is set; hands every frame to `handle` as it arrives."""
 
-    def __init__(self, settings: ProducerSettings, handle: FrameHandler) -> None:
+    def __init__(self, settings: ProducerSettings, handle: FrameHandler, state: FeedState) -> None:
         self.settings = settings
         self.handle = handle
-        self.state = FeedState()
+        self.state = state
         self.stop = asyncio.Event()
         self._backoff = Backoff(settings.reconnect_min_s, settings.reconnect_max_s)
         self._last_connect_at = 0.0

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from producer import metrics
-from producer.feed import Feed
+from producer.feed import Feed, FeedState
 from producer.publisher import Publisher
 from producer.router import Control, FeedError, Reject, SequenceWatch, Tick, route
 from shared.logs import get_logger
@@ -22,11 +22,11 @@ log = get_logger(__name__)
 class FrameHandler:
     """What happens to each frame, in arrival order, on the read loop (never blocks)."""
 
-    def __init__(self, partitions: PartitionMap, publisher: Publisher, feed_connects: Any) -> None:
+    def __init__(self, partitions: PartitionMap, publisher: Publisher, feed: FeedState) -> None:
         self.partitions = partitions
         self.publisher = publisher
         self.watch = SequenceWatch()
-        self._connects = feed_connects  # callable: the feed's connection number
+        self.feed = feed  # which connection a tick came on: reconnect windows
         self._session_of: dict[str, int] = {}
 
     def __call__(self, frame: bytes, received_ns: int) -> bool:
@@ -61,7 +61,7 @@ class FrameHandler:
             # Normal in bursts (tickers batch trades): counted, not logged line by line.
             metrics.TRADE_GAPS.add(tick.product)
             metrics.MISSED_TRADES.add(tick.product, verdict.trade_gap)
-        session = self._connects()
+        session = self.feed.connects
         previous = self._session_of.get(tick.product)
         if previous is not None and previous != session:
             # Nothing the server sent while we were away can be had again from the feed.
@@ -100,9 +100,8 @@ def health(
 async def run(settings: ProducerSettings) -> int:
     partitions = PartitionMap(settings.products)
     publisher = Publisher(settings, partitions, source=settings.coinbase_ws_url)
-    feed: Feed
-    handler = FrameHandler(partitions, publisher, lambda: feed.state.connects)
-    feed = Feed(settings, handler)
+    feed_state = FeedState()
+    feed = Feed(settings, FrameHandler(partitions, publisher, feed_state), feed_state)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, feed.stop.set)
