@@ -42,8 +42,8 @@ def health(writers: Sequence[PartitionWriter]) -> tuple[bool, dict[str, Any]]:
         for writer in writers
     }
     healthy = all(
-        item["alive"] and item["seconds_since_loop"] < HEALTHY_LOOP_AGE_S  # type: ignore[operator]
-        for item in details.values()
+        writer.is_alive() and now - writer.totals.last_loop < HEALTHY_LOOP_AGE_S
+        for writer in writers
     )
     return healthy, {"writers": details}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -169,6 +170,12 @@ def service_stderr(process: subprocess.Popen[bytes]) -> str:
     stderr = _STDERR[process]
     stderr.seek(0)
     return stderr.read().decode(errors="replace")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.request
 from datetime import datetime
 
 import orjson
@@ -12,6 +13,7 @@ from tests.conftest import Pipeline
 from tests.factories import (
     as_decimal,
     committed,
+    free_port,
     patched,
     produce,
     read_all,
@@ -133,3 +135,32 @@ def test_bad_frames_go_to_dead_letters_and_good_rows_land(pipeline: Pipeline) ->
     sequences = [row[0] for row in pipeline.rows("SELECT sequence FROM `order` ORDER BY 1")]
     assert sequences == list(range(1000, 1050))
     assert isinstance(pipeline.rows("SELECT MAX(time) FROM `order`")[0][0], datetime)
+
+
+@pytest.mark.timeout(90)
+def test_health_reports_each_writer_and_metrics_count_rows(pipeline: Pipeline) -> None:
+    produce(pipeline, [(1, ticker("BTC-USD", 500 + n)) for n in range(30)])
+    port = free_port()
+    consumer = start_service("consumer", pipeline, CONSUMER_METRICS_PORT=str(port))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: row_count(pipeline) == 30, 60, "rows")
+        wait_for(lambda: _get(url + "/healthz")[0] == 200, 15, "healthy consumer")
+        health = orjson.loads(_get(url + "/healthz")[1])
+        assert set(health["writers"]) == set(pipeline.products)
+        assert all(writer["alive"] for writer in health["writers"].values())
+        assert health["writers"]["BTC-USD"]["lag"] == 0
+        metrics = _get(url + "/metrics")[1].decode()
+        assert 'consumer_rows_written_total{product="BTC-USD"} 30.0' in metrics
+        assert "consumer_end_to_end_seconds_bucket" in metrics
+    finally:
+        code, err = stop_service(consumer)
+    assert code == 0, err
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return int(response.status), response.read()
+    except OSError as exc:
+        return int(getattr(exc, "code", 0)), b""

@@ -11,8 +11,8 @@ import pytest
 
 from simulator import SimulatorConfig, SimulatorThread
 from tests.conftest import Pipeline
-from tests.factories import start_service, stop_service, wait_for
-from tests.producer.test_producer_e2e import PRODUCTS, free_port, published, sent
+from tests.factories import free_port, start_service, stop_service, wait_for
+from tests.producer.test_producer_e2e import PRODUCTS, published, sent
 
 
 def http_status(url: str) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import time
 import urllib.request
 from collections import Counter
@@ -16,7 +15,14 @@ import pytest
 
 from simulator import SimulatorConfig, SimulatorThread
 from tests.conftest import Pipeline
-from tests.factories import read_all, service_stderr, start_service, stop_service, wait_for
+from tests.factories import (
+    free_port,
+    read_all,
+    service_stderr,
+    start_service,
+    stop_service,
+    wait_for,
+)
 
 PRODUCTS = ("ETH-BTC", "BTC-USD", "BTC-EUR")
 
@@ -47,12 +53,6 @@ def running_producer(pipeline: Pipeline, simulator: SimulatorThread, **env: str)
     finally:
         if process.poll() is None:
             stop_service(process)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.mark.timeout(60)
