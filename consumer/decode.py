@@ -9,25 +9,15 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from shared.kafka_clients import HEADER_RECEIVED_NS
-from shared.models import SnapshotTicker, TradeTicker, mysql_datetime
+from shared.models import DECIMAL_FIELDS, SnapshotTicker, TradeTicker, mysql_datetime
 
 # Column order of every row tuple; the writer's INSERT lists the same names.
 COLUMNS = (
     "product_id",
     "sequence",
     "trade_id",
-    "price",
     "side",
-    "last_size",
-    "best_bid",
-    "best_bid_size",
-    "best_ask",
-    "best_ask_size",
-    "open_24h",
-    "volume_24h",
-    "low_24h",
-    "high_24h",
-    "volume_30d",
+    *DECIMAL_FIELDS,
     "time",
     "received_at",
     "kafka_partition",
@@ -73,8 +63,8 @@ def decode(
         ticker.product_id,
         ticker.sequence,
         ticker.trade_id,
-        ticker.price,
         ticker.side,
+        ticker.price,
         ticker.last_size,
         ticker.best_bid,
         ticker.best_bid_size,

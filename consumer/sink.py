@@ -62,8 +62,8 @@ def sql_tuple(row: Row) -> str:
         product,
         sequence,
         trade_id,
-        price,
         side,
+        price,
         last_size,
         best_bid,
         best_bid_size,
@@ -80,7 +80,7 @@ def sql_tuple(row: Row) -> str:
         offset,
     ) = row
     return (
-        f"('{product}',{sequence:d},{trade_id:d},'{price}','{side}','{last_size}','{best_bid}',"
+        f"('{product}',{sequence:d},{trade_id:d},'{side}','{price}','{last_size}','{best_bid}',"
         f"{quoted(best_bid_size)},'{best_ask}',{quoted(best_ask_size)},'{open_24h}',"
         f"'{volume_24h}','{low_24h}','{high_24h}','{volume_30d}','{time}',"
         f"{quoted(received_at)},{partition:d},{offset:d})"
