@@ -80,7 +80,7 @@ class FrameDispatcher:
             # Every connection was down meanwhile; the feed can't replay what it sent then.
             metrics.RECONNECT_GAPS.labels(product=tick.product).inc()
             log.warning(
-                "no live connection for a while: ticks may be missing",
+                "reconnect window: no connection was live, ticks may be missing",
                 product=tick.product,
                 resumed_sequence=tick.sequence,
                 resumed_trade_id=tick.trade_id,
