@@ -73,7 +73,9 @@ class Market:
     def start(self) -> None:
         self._tasks.append(asyncio.create_task(self._clock()))
         if self.config.drop_one_every is not None:
-            self._tasks.append(asyncio.create_task(self._drop_one_every(self.config.drop_one_every)))
+            self._tasks.append(
+                asyncio.create_task(self._drop_one_every(self.config.drop_one_every))
+            )
 
     async def stop(self) -> None:
         for task in self._tasks:

@@ -59,6 +59,7 @@ class Simulator:
         await self._market.stop()
         self._server.close()
         await self._server.wait_closed()
+
     async def serve_forever(self) -> None:
         """Start if needed and serve until stop() is called or this is cancelled."""
         if self._server is None:
