@@ -33,7 +33,7 @@ class Listener(Protocol):
 
     def wants(self, product: str | None) -> bool: ...
 
-    def push(self, frames: list[bytes]) -> None: ...
+    def push(self, items: list[Item]) -> None: ...
 
     def backlog(self) -> int: ...
 
@@ -59,6 +59,8 @@ class Market:
         self._lock = threading.Lock()  # guards what other threads read
         self._tickers: dict[str, list[bytes]] = {p: [] for p in sorted(known)}
         self._ticker_counts: dict[str, int] = dict.fromkeys(sorted(known), 0)
+        # Per product, what at least one connection received, once, in first-write order.
+        self._delivered: dict[str, dict[bytes, None]] = {p: {} for p in sorted(known)}
         self._malformed: list[bytes] = []
         self._malformed_index = 0
         self._subscribes: list[dict[str, Any]] = []
@@ -123,6 +125,15 @@ class Market:
         self._malformed_index += 1
         return data
 
+    def delivered(self, items: list[Item]) -> None:
+        """Frames whose write to a connection completed (kept only with `record`)."""
+        if not self.config.record:
+            return
+        with self._lock:
+            for product, data in items:
+                if product is not None:
+                    self._delivered[product][data] = None
+
     def record_malformed(self, data: bytes) -> None:
         with self._lock:
             self._malformed.append(data)
@@ -137,6 +148,11 @@ class Market:
         """Per product, every ticker generated (snapshots included), in broadcast order."""
         with self._lock:
             return {p: list(frames) for p, frames in self._tickers.items()}
+
+    def delivered_tickers(self) -> dict[str, list[bytes]]:
+        """Per product, the tickers at least one connection got (a subset of sent_tickers())."""
+        with self._lock:
+            return {p: list(frames) for p, frames in self._delivered.items()}
 
     def ticker_counts(self) -> dict[str, int]:
         with self._lock:
@@ -177,9 +193,9 @@ class Market:
     def _broadcast(self, items: list[Item], recorded: list[Item]) -> None:
         self._record(recorded)
         for listener in list(self._listeners):
-            frames = [data for product, data in items if listener.wants(product)]
-            if frames:
-                listener.push(frames)
+            wanted = [item for item in items if listener.wants(item[0])]
+            if wanted:
+                listener.push(wanted)
 
     def _has_room(self) -> bool:
         listeners = self._listeners

@@ -106,6 +106,10 @@ class Simulator:
         """Per product, every ticker generated (snapshots included), once, in broadcast order."""
         return self._market.sent_tickers()
 
+    def delivered_tickers(self) -> dict[str, list[bytes]]:
+        """Per product, the tickers whose write to at least one connection completed."""
+        return self._market.delivered_tickers()
+
     def ticker_counts(self) -> dict[str, int]:
         """Per product, how many ticker frames were generated (cheap, even with record=False)."""
         return self._market.ticker_counts()

@@ -12,8 +12,11 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from .frames import error_frame, subscriptions_frame
-from .market import BATCH, Market
+from .market import BATCH, Item, Market
 from .subscriptions import Channels, SubscribeError, merge, parse_subscribe, remove
+
+# Frames queued for one connection before it is dropped as too slow (~40 MB).
+_MAX_BACKLOG = 100_000
 
 
 def _close_reason(text: str) -> str:
@@ -45,7 +48,7 @@ class Session:
         self._tickers: list[str] = []  # ticker products, in round-robin order
         self._heartbeats: list[str] = []
         self._subscribed: set[str] = set()  # any channel (replay filter)
-        self._queue: deque[bytes] = deque()  # frames given to this connection, not yet sent
+        self._queue: deque[Item] = deque()  # frames given to this connection, not yet sent
         self._sending = 0  # frames taken off the queue and being written
         self._rr = 0
         self._sent = 0  # data frames sent on this connection (drives the faults)
@@ -121,7 +124,7 @@ class Session:
         if self._cfg.snapshot and market.replay is None:
             with_sequence = not self._cfg.snapshot_without_sequence
             self._queue.extend(
-                market.snapshot(p, with_sequence) for p in self._tickers if p not in old
+                (p, market.snapshot(p, with_sequence)) for p in self._tickers if p not in old
             )
         market.join(self, self._tickers if market.replay is None else sorted(self._subscribed))
         await self._ws.send(subscriptions_frame(self._channels))
@@ -141,9 +144,11 @@ class Session:
             return product is None or product in self._subscribed
         return product in self._tickers
 
-    def push(self, frames: list[bytes]) -> None:
-        self._queue.extend(frames)
+    def push(self, items: list[Item]) -> None:
+        self._queue.extend(items)
         self._wake.set()
+        if len(self._queue) > _MAX_BACKLOG:
+            self.request_drop()  # a client this far behind is cut off, as Coinbase does
 
     def backlog(self) -> int:
         return len(self._queue) + self._sending
@@ -221,35 +226,39 @@ class Session:
                 continue
             # A batch never crosses a fault point, so faults fire at exact counts.
             limit = min(BATCH, len(queue), fault_at - self._sent)
-            frames = [queue.popleft() for _ in range(limit)]
-            await self._send(frames)
+            items = [queue.popleft() for _ in range(limit)]
+            await self._send(items)
             if not queue:
                 self._market.room()
             # A fast client never makes send() wait: yield so the heartbeat and
             # reader tasks (and other connections) get the loop.
             await asyncio.sleep(0)
 
-    async def _send(self, frames: list[bytes]) -> None:
+    async def _send(self, items: list[Item]) -> None:
+        """Write frames; those whose write completed are reported as delivered."""
         ws = self._ws
-        self._sending = len(frames)
+        self._sending = len(items)
+        done = 0
         try:
-            if len(frames) > 1 and self._batch_writes and ws.protocol.state is State.OPEN:
+            if len(items) > 1 and self._batch_writes and ws.protocol.state is State.OPEN:
                 # One socket write for the whole batch instead of a syscall and a
                 # send() context per frame: about half the CPU per frame. Frames
                 # are framed by websockets' Sans-I/O protocol as send() does; an
                 # OPEN connection has no end-of-stream marker among the chunks.
                 protocol = ws.protocol
-                for frame in frames:
-                    protocol.send_text(frame)
+                for item in items:
+                    protocol.send_text(item[1])
                 ws.transport.write(b"".join(protocol.data_to_send()))
                 await ws.drain()  # backpressure: waits while the client is slow
-                self._sent += len(frames)
+                done = len(items)
             else:
-                for frame in frames:
-                    await ws.send(frame, text=True)
-                    self._sent += 1
+                for item in items:
+                    await ws.send(item[1], text=True)
+                    done += 1
         finally:
             self._sending = 0
+            self._sent += done
+            self._market.delivered(items[:done])
 
     async def _fault(self) -> bool:
         """Apply the fault due at this frame count; True if the connection is over."""

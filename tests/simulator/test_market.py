@@ -106,6 +106,8 @@ def test_a_lone_connection_is_dropped_too_and_misses_ticks_while_down() -> None:
                 assert ws.close_code == 1000
             time.sleep(0.2)  # down for a while: the market goes on
         generated = sim.sent_tickers()["BTC-USD"]
+        delivered = sim.delivered_tickers()["BTC-USD"]
+    assert delivered == [f.encode() for f in received]  # clean closes: all written arrived
     got = {f.encode() for f in received}
     assert got <= set(generated)
     missed = [f for f in generated if f not in got]
