@@ -81,6 +81,6 @@ def run(settings: ConsumerSettings) -> int:
         PartitionWriter(settings, product, partition, stop)
         for partition, product in enumerate(settings.products)
     ]
-    serve(settings.consumer_metrics_port, lambda: health(writers))
+    serve(settings.consumer_metrics_port, lambda: health(writers), setting="CONSUMER_METRICS_PORT")
     log.info("consumer starting", products=settings.products, group=settings.kafka_group_id)
     return supervise(writers, stop, settings.shutdown_timeout_s)

@@ -53,6 +53,8 @@ def delivered(simulator: SimulatorThread) -> dict[str, list[bytes]]:
 
 @contextmanager
 def running_producer(pipeline: Pipeline, simulator: SimulatorThread, **env: str) -> Iterator[Any]:
+    """One feed connection unless `env` says otherwise: these tests are about one session."""
+    env = {"FEED_CONNECTIONS": "1", **env}
     process = start_service("producer", pipeline, COINBASE_WS_URL=simulator.url, **env)
     try:
         yield process
@@ -65,7 +67,9 @@ def running_producer(pipeline: Pipeline, simulator: SimulatorThread, **env: str)
 def test_every_frame_arrives_once_on_its_partition_byte_identical(pipeline: Pipeline) -> None:
     config = SimulatorConfig(products=PRODUCTS, rate=300, count=400, seed=7)
     with SimulatorThread(config) as simulator:
-        process = start_service("producer", pipeline, COINBASE_WS_URL=simulator.url)
+        process = start_service(
+            "producer", pipeline, COINBASE_WS_URL=simulator.url, FEED_CONNECTIONS="1"
+        )
         assert simulator.wait_until(lambda s: s.done(), timeout=30)
         time.sleep(0.5)
         code, err = stop_service(process)
@@ -166,7 +170,9 @@ def test_malformed_frames_go_to_dead_letters_and_producer_keeps_running(
 def test_sigterm_flushes_everything_received(pipeline: Pipeline) -> None:
     config = SimulatorConfig(products=PRODUCTS, rate=0, count=3000, seed=9)
     with SimulatorThread(config) as simulator:
-        process = start_service("producer", pipeline, COINBASE_WS_URL=simulator.url)
+        process = start_service(
+            "producer", pipeline, COINBASE_WS_URL=simulator.url, FEED_CONNECTIONS="1"
+        )
         assert simulator.wait_until(lambda s: sum(s.ticker_counts().values()) > 1500, timeout=30)
         code, err = stop_service(process)  # mid-stream
         expected = sent(simulator)
