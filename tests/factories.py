@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,7 +17,8 @@ from typing import IO
 import orjson
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
-from tests.conftest import ROOT, Pipeline, python_env
+from ops.pipeline import ROOT, Pipeline, python_env
+from ops.pipeline import free_port as free_port  # tests import it from here
 
 BASE_TIME = datetime(2026, 9, 29, 13, 45, 58, 116787, tzinfo=UTC)
 
@@ -172,12 +172,6 @@ def service_stderr(process: subprocess.Popen[bytes]) -> str:
     return stderr.read().decode(errors="replace")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -188,9 +182,7 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None
 
 
 def row_count(pipeline: Pipeline) -> int:
-    (count,) = pipeline.rows("SELECT COUNT(*) FROM `order`")[0]
-    assert isinstance(count, int)
-    return count
+    return pipeline.row_count()
 
 
 def as_decimal(text: str | None) -> Decimal | None:
