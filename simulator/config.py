@@ -71,7 +71,8 @@ class SimulatorConfig:
     - stray_sequence_after: the (N+1)-th trade tick of a product carries
       tape.STRAY_SEQUENCE (9e11); the next one is back to normal.
     - drop_one_every: every T seconds the oldest open connection is dropped
-      with drop_code while the others stay up (a lone one is dropped too).
+      with drop_code while the others stay up (a lone one is dropped too);
+      the first drop comes T seconds after the first subscription.
     """
 
     host: str = "127.0.0.1"

@@ -68,6 +68,7 @@ class Market:
         self._replay_started: float | None = None
         self._listeners: list[Listener] = []  # in joining order: the first is the oldest
         self._changed = asyncio.Event()
+        self._first_join = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- lifecycle (event loop) ---------------------------------------------
@@ -93,6 +94,7 @@ class Market:
         """A connection subscribed (again): it gets ticks from now on; clocks start."""
         if listener not in self._listeners:
             self._listeners.append(listener)
+        self._first_join.set()
         now = asyncio.get_running_loop().time()
         with self._lock:
             for product in products:
@@ -299,7 +301,9 @@ class Market:
         return min(dues, default=None)
 
     async def _drop_one_every(self, seconds: float) -> None:
-        """Drop the oldest open connection every `seconds`, the others untouched."""
+        """Drop the oldest open connection every `seconds` from the first
+        subscription on, the others untouched."""
+        await self._first_join.wait()
         while True:
             await asyncio.sleep(seconds)
             if self._listeners:
