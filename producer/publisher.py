@@ -24,7 +24,10 @@ from shared.partitions import PartitionMap
 
 log = get_logger(__name__)
 
-REPORT_INTERVAL_S = 0.05  # acknowledgements are served (and counted) this often
+# Acknowledgements are served this often while frames are in flight, and idle checks for
+# client errors less often: at live rates every wake-up of the loop costs as much as a tick.
+REPORT_INTERVAL_S = 0.05
+IDLE_REPORT_INTERVAL_S = 0.5
 
 
 class Publisher:
@@ -88,7 +91,7 @@ class Publisher:
         return int(self._producer.flush(timeout_s))
 
     async def serve_reports(self, stop: asyncio.Event) -> None:
-        """Deliver acknowledgements on the event loop until `stop`, a few times a second.
+        """Deliver acknowledgements on the event loop until `stop`.
 
         On the loop rather than a thread of their own: a second Python thread would wake for
         every report and trade the GIL with the reader, which cost more than the reports.
@@ -98,8 +101,9 @@ class Publisher:
             buffered = len(self._producer)
             metrics.BUFFERED.set(buffered)
             metrics.BUFFER_FILL.set(buffered / self.capacity)
+            interval = REPORT_INTERVAL_S if buffered else IDLE_REPORT_INTERVAL_S
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), REPORT_INTERVAL_S)
+                await asyncio.wait_for(stop.wait(), interval)
 
     def _delivered(self, error: KafkaError | None, message: Message) -> None:
         if message.topic() != self.topic:
