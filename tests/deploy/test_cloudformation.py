@@ -250,9 +250,11 @@ def test_tasks_run_on_fargate_non_root_read_only(deployed: cfn.Stack) -> None:
         group = logs["Options"]["awslogs-group"]
         assert [g for g in groups.values() if g["LogGroupName"] == group], f"{name}: {group}"
         assert logs["Options"]["awslogs-region"] == cfn.REGION
+        assert logs["Options"]["awslogs-stream-prefix"].startswith(item["Name"])
+        assert task["ExecutionRoleArn"].startswith(f"arn:aws:iam::{cfn.ACCOUNT}:role/")
         image = item["Image"]
         module = item["Command"][2]
-        assert item["Command"][:2] == ["python", "-m"]
+        assert item["Command"][:3] == ["python", "-m", item["Name"].replace("backfill", "consumer")]
         assert image == (
             f"{cfn.ACCOUNT}.dkr.ecr.{cfn.REGION}.amazonaws.com/coinbase-pipeline/{module}:1.2.0"
         ), "make push's image names"
@@ -298,6 +300,9 @@ def test_each_task_gets_only_its_secrets(deployed: cfn.Stack) -> None:
     for task in tasks(deployed).values():
         item = container(task)
         assert set(secrets(item)) == expected[item["Name"]], item["Name"]
+    if deployed.parameters["CoinbaseApiSecretArn"] and deployed.parameters["KafkaSecretArn"]:
+        wired = {name for task in tasks(deployed).values() for name in secrets(container(task))}
+        assert wired == SECRET_NAMES, "all six secrets reach a task"
     writer = deployed.parameters["MysqlWriterSecretArn"]
     reader = deployed.parameters["MysqlReaderSecretArn"]
     for task in tasks(deployed).values():
