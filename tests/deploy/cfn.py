@@ -268,6 +268,15 @@ class _Resolver:
         if function == "Fn::Select":
             index, items = argument
             return self.value(items)[int(self.value(index))]
+        if function == "Fn::FindInMap":
+            # [Map, TopKey, SecondKey] or, with the LanguageExtensions transform,
+            # [Map, TopKey, SecondKey, {DefaultValue: value}].
+            name, top, second = (self.value(part) for part in argument[:3])
+            mapping = self.stack.template["Mappings"][name]
+            if top in mapping and second in mapping[top]:
+                return mapping[top][second]
+            assert len(argument) == 4, f"Fn::FindInMap: no {name}/{top}/{second}, no default"
+            return self.value(argument[3]["DefaultValue"])
         raise AssertionError(f"unsupported function {function}")
 
     def _sub(self, argument: Any) -> str:
