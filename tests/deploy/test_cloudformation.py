@@ -37,7 +37,7 @@ REQUIRED = {
     "MysqlWriterSecretArn": SECRET + "coinbase-pipeline/mysql-writer-GhIjKl",
     "MysqlReaderSecretArn": SECRET + "coinbase-pipeline/mysql-reader-StUvWx",
 }
-# Two deployments that between them take every branch of the template's conditions.
+# Deployments that between them take every branch of the template's conditions.
 CASES: dict[str, dict[str, str]] = {
     "scram-per-instrument": REQUIRED
     | {
@@ -55,6 +55,7 @@ CASES: dict[str, dict[str, str]] = {
         "MysqlSslCa": "",
         "CreateRepositories": "false",
     },
+    "plaintext": REQUIRED | {"SecurityGroupId": "sg-0123456789abcdef0", "KafkaAuth": "PLAINTEXT"},
 }
 PRODUCTS = ["ETH-BTC", "BTC-USD", "BTC-EUR"]
 CFN_LINT = str(Path(sys.executable).with_name("cfn-lint"))  # the dev lock's, beside this python
@@ -335,6 +336,8 @@ def test_kafka_auth_settings(deployed: cfn.Stack) -> None:
         protocol = {"TLS": "SSL", "PLAINTEXT": "PLAINTEXT"}.get(auth, "SASL_SSL")
         assert env["KAFKA_SECURITY_PROTOCOL"] == protocol
         assert env.get("KAFKA_SASL_MECHANISM") == (auth if protocol == "SASL_SSL" else None)
+        ca = None if protocol == "PLAINTEXT" else "/etc/ssl/certs/ca-certificates.crt"
+        assert env.get("KAFKA_SSL_CA_LOCATION") == ca
         assert env["KAFKA_BOOTSTRAP_SERVERS"] == REQUIRED["KafkaBootstrapServers"]
 
 
@@ -347,9 +350,9 @@ def test_task_variables_are_real_settings(deployed: cfn.Stack) -> None:
 
 @pytest.mark.parametrize("name", sorted(HEALTH_PORT))
 def test_health_check_calls_healthz_with_python(name: str) -> None:
-    [task] = [
+    task = next(
         t for t in tasks(stack("scram-per-instrument")).values() if container(t)["Name"] == name
-    ][:1]
+    )
     item = container(task)
     port = HEALTH_PORT[name]
     command = item["HealthCheck"]["Command"]
