@@ -1,4 +1,4 @@
-"""What the deployment files must agree with: each service's settings and secrets.
+"""What the deployment files must agree with: settings, secrets, and the files they share.
 
 Variables in `../shared/design.md` that the settings classes on this branch may not have yet
 (the branches adding them merge separately) are accepted by name until they do; a variable
@@ -10,6 +10,9 @@ from __future__ import annotations
 import functools
 import re
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from shared.settings import CommonSettings, ConsumerSettings, ProducerSettings
 
@@ -84,3 +87,16 @@ def dotenv_names() -> tuple[str, ...]:
     """Every variable .env.example names, set or commented out."""
     text = (ROOT / ".env.example").read_text()
     return tuple(re.findall(r"^#? ?([A-Z][A-Z0-9_]*)=", text, re.M))
+
+
+@functools.cache
+def compose() -> dict[str, Any]:
+    data = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def compose_service(name: str) -> dict[str, Any]:
+    service = compose()["services"][name]
+    assert isinstance(service, dict)
+    return service

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import itertools
 import json
@@ -24,26 +23,19 @@ from typing import Any
 
 import jsonschema
 import pytest
-import yaml
 
-from tests.deploy.contract import ROOT, check_settings, dockerfile_targets, dotenv_names
+from tests.deploy.contract import (
+    ROOT,
+    check_settings,
+    compose,
+    compose_service,
+    dockerfile_targets,
+    dotenv_names,
+)
 
 SCHEMA = Path(__file__).parent / "compose_spec" / "compose-spec.json"
 PROFILES = ("demo", "monitoring", "per-instrument")
 PRODUCTS = ("ETH-BTC", "BTC-USD", "BTC-EUR")
-
-
-@functools.cache
-def compose() -> dict[str, Any]:
-    data = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    assert isinstance(data, dict)
-    return data
-
-
-def compose_service(name: str) -> dict[str, Any]:
-    service = compose()["services"][name]
-    assert isinstance(service, dict)
-    return service
 
 
 def schema_errors(document: dict[str, Any]) -> list[str]:

@@ -13,8 +13,7 @@ from prometheus_client.core import REGISTRY
 
 import consumer.metrics
 import producer.metrics
-from tests.deploy.contract import ROOT
-from tests.deploy.test_compose import compose_service
+from tests.deploy.contract import ROOT, compose_service
 
 MONITORING = ROOT / "deploy" / "monitoring"
 
