@@ -41,6 +41,9 @@ REQUIRED = {
 CASES: dict[str, dict[str, str]] = {
     "scram-per-instrument": REQUIRED
     | {
+        "ConsumerPartitions": "0,1,2",
+        "ConsumerCpu": "256",
+        "ConsumerMemory": "512",
         "SecurityGroupId": "sg-0123456789abcdef0",
         "KafkaSecretArn": SECRET + "AmazonMSK_coinbase-pipeline-AbCdEf",
         "KafkaSecretKmsKeyArn": "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab",
@@ -146,8 +149,8 @@ def lint_findings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[di
     text = cfn.TEMPLATE.read_text()
     folder = tmp_path_factory.mktemp("cfn-lint")
     variants = {
-        "per-instrument": text,
-        "all": text.replace('Default: "0,1,2"', "Default: all"),
+        "all": text,
+        "per-instrument": text.replace("Default: all", 'Default: "0,1,2"'),
         "broken": text.replace(
             "DesiredCount: !Ref AnalysisDesiredCount", "DesiredCounts: !Ref AnalysisDesiredCount"
         ).replace(
