@@ -1,0 +1,144 @@
+"""Every SQL statement of the API: parameterised, bounded by time range and row limits.
+
+Each names the index that serves it (FORCE INDEX), so the plan does not drift with table
+statistics; tests/analysis/test_explain.py shows EXPLAIN of each. `order_product_time_price_size`
+(product_id, time, price, last_size, + sequence from the primary key) covers the candle, stats
+and coverage scans; `order_product_time` (product_id, time, + sequence) gives the latest tick by
+(time, sequence) in one index step.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from analysis.db import Database, Row
+
+# `time` as text is 26 characters ('YYYY-MM-DD HH:MM:SS.ffffff'), the zero-padded sequence 20:
+# the smallest/largest of time+sequence+price is the first/last tick's price, in one pass,
+# with no sort and no length limit (unlike GROUP_CONCAT).
+FIRST_PRICE = "SUBSTRING(MIN(CONCAT(time, LPAD(sequence, 20, '0'), price)), 47)"
+LAST_PRICE = "SUBSTRING(MAX(CONCAT(time, LPAD(sequence, 20, '0'), price)), 47)"
+
+CANDLES = f"""
+SELECT TIMESTAMPDIFF(SECOND, '1970-01-01', time) DIV %(g)s * %(g)s AS bucket,
+       MIN(price), MAX(price), {FIRST_PRICE}, {LAST_PRICE}, SUM(last_size)
+FROM `order` FORCE INDEX (order_product_time_price_size)
+WHERE product_id = %(product)s AND time >= %(start)s AND time < %(end)s
+GROUP BY bucket
+ORDER BY bucket DESC
+"""
+
+TICKER = """
+SELECT trade_id, price, last_size, time, best_bid, best_ask, volume_24h, sequence
+FROM `order` FORCE INDEX (order_product_time)
+WHERE product_id = %(product)s
+ORDER BY time DESC, sequence DESC
+LIMIT 1
+"""
+
+STATS = f"""
+SELECT {FIRST_PRICE}, MAX(price), MIN(price), {LAST_PRICE}, SUM(last_size)
+FROM `order` FORCE INDEX (order_product_time_price_size)
+WHERE product_id = %(product)s AND time >= %(start)s AND time < %(end)s
+"""
+
+# One product's largest sizes, read from the covering index alone; only the winners'
+# rows are then fetched by primary key.
+LARGEST_ONE = """
+(SELECT product_id, sequence, last_size, time
+ FROM `order` FORCE INDEX (order_product_time_price_size)
+ WHERE product_id = %s AND time >= %s
+ ORDER BY last_size DESC, time DESC, sequence DESC
+ LIMIT %s)
+"""
+
+LARGEST = """
+SELECT o.product_id, o.sequence, o.trade_id, o.time, o.price, o.last_size, o.side
+FROM ({parts}) AS top
+JOIN `order` AS o ON o.product_id = top.product_id AND o.sequence = top.sequence
+ORDER BY top.last_size DESC, top.time DESC, top.sequence DESC
+LIMIT %s
+"""
+
+# Loose index scan: one step per product, however many rows it has.
+PRODUCTS = """
+SELECT product_id, MIN(time), MAX(time)
+FROM `order` FORCE INDEX (order_product_time)
+GROUP BY product_id
+ORDER BY product_id
+"""
+
+# Index-only, but proportional to the product's rows: cached (ANALYSIS_COUNT_CACHE_S).
+COUNT = "SELECT COUNT(*) FROM `order` FORCE INDEX (order_product_time) WHERE product_id = %s"
+
+EXISTS = "SELECT 1 FROM `order` FORCE INDEX (PRIMARY) WHERE product_id = %s LIMIT 1"
+
+BOUNDS = """
+SELECT MIN(time), MAX(time)
+FROM `order` FORCE INDEX (order_product_time)
+WHERE product_id = %(product)s AND time >= %(start)s AND time < %(end)s
+"""
+
+# Consecutive ticks further apart than the threshold, in index order.
+GAPS = """
+SELECT previous, time FROM (
+  SELECT time, LAG(time) OVER (ORDER BY time, sequence) AS previous
+  FROM `order` FORCE INDEX (order_product_time)
+  WHERE product_id = %(product)s AND time >= %(start)s AND time < %(end)s
+) AS ticks
+WHERE previous IS NOT NULL AND time > previous + INTERVAL %(gap_us)s MICROSECOND
+ORDER BY time
+LIMIT %(limit)s
+"""
+
+
+def candles(
+    db: Database, product: str, granularity: int, start: datetime, end: datetime
+) -> list[Row]:
+    args = {"g": granularity, "product": product, "start": start, "end": end}
+    return db.rows(CANDLES, args)
+
+
+def ticker(db: Database, product: str) -> Row | None:
+    found = db.rows(TICKER, {"product": product})
+    return found[0] if found else None
+
+
+def stats(db: Database, product: str, start: datetime, end: datetime) -> Row:
+    return db.rows(STATS, {"product": product, "start": start, "end": end})[0]
+
+
+def largest_sql(products: int) -> str:
+    return LARGEST.format(parts=" UNION ALL ".join([LARGEST_ONE] * products))
+
+
+def largest(db: Database, products: list[str], since: datetime, limit: int) -> list[Row]:
+    if not products:
+        return []
+    args: list[object] = []
+    for product in products:
+        args += [product, since, limit]
+    return db.rows(largest_sql(len(products)), [*args, limit])
+
+
+def products(db: Database) -> list[Row]:
+    return db.rows(PRODUCTS)
+
+
+def count(db: Database, product: str) -> int:
+    return int(db.rows(COUNT, (product,))[0][0])
+
+
+def exists(db: Database, product: str) -> bool:
+    return bool(db.rows(EXISTS, (product,)))
+
+
+def bounds(db: Database, product: str, start: datetime, end: datetime) -> Row:
+    return db.rows(BOUNDS, {"product": product, "start": start, "end": end})[0]
+
+
+def gaps(
+    db: Database, product: str, start: datetime, end: datetime, gap_us: int, limit: int
+) -> list[Row]:
+    args = {"product": product, "start": start, "end": end, "gap_us": gap_us, "limit": limit}
+    return db.rows(GAPS, args)
