@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 import uvicorn
@@ -59,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"analysis cannot start: database {settings.mysql_host}:{settings.mysql_port} "
               f"did not answer: {exc}", file=sys.stderr)
         return 3
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT and then re-raises the signal to the
+    # handler that was there before it: make that a no-op, so a requested stop exits 0.
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, lambda *_: None)
     log.info("analysis listening", url=f"http://{settings.analysis_host}:{settings.analysis_port}/")
     try:
         uvicorn.run(
@@ -71,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     finally:
         db.close()
+    log.info("analysis stopped")
     return 0
 
 

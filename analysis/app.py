@@ -142,7 +142,8 @@ def create_app(settings: AnalysisSettings, db: Database) -> FastAPI:
         hours: int = Query(24, ge=1, le=168),
         limit: int = Query(10, ge=1, le=100),
     ) -> list[Trade]:
-        """The ticks with the largest `last_size` in the last `hours` (ties: newest first)."""
+        """The ticks with the largest `last_size` in the last `hours` (ties: newest first, then
+        by sequence, then product)."""
         if product_id is None:
             products = [row[0] for row in queries.products(db)]
         else:

@@ -56,7 +56,7 @@ LARGEST = """
 SELECT o.product_id, o.sequence, o.trade_id, o.time, o.price, o.last_size, o.side
 FROM ({parts}) AS top
 JOIN `order` AS o ON o.product_id = top.product_id AND o.sequence = top.sequence
-ORDER BY top.last_size DESC, top.time DESC, top.sequence DESC
+ORDER BY top.last_size DESC, top.time DESC, top.sequence DESC, top.product_id
 LIMIT %s
 """
 
