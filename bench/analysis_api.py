@@ -157,10 +157,23 @@ def get(connection: http.client.HTTPConnection, path: str) -> int:
     return response.status
 
 
+def requester(connection: http.client.HTTPConnection, paths: list[str]) -> Callable[[int], None]:
+    """The n-th request of a latency run: round-robin over `paths`, 200 expected."""
+
+    def request(n: int) -> None:
+        status = get(connection, paths[n % len(paths)])
+        if status != 200:
+            raise SystemExit(f"{paths[n % len(paths)]}: {status}")
+
+    return request
+
+
 def percentiles(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
-    pick = lambda p: ordered[min(len(ordered) - 1, len(ordered) * p // 100)]  # noqa: E731
-    return {"p50_ms": round(pick(50) * 1000, 2), "p99_ms": round(pick(99) * 1000, 2)}
+    return {
+        f"p{p}_ms": round(ordered[min(len(ordered) - 1, len(ordered) * p // 100)] * 1000, 2)
+        for p in (50, 99)
+    }
 
 
 def timed(call: Callable[[int], object], count: int) -> dict[str, float]:
@@ -207,41 +220,48 @@ def measure(args: argparse.Namespace, database: str, products: tuple[str, ...]) 
     connection = http.client.HTTPConnection(host, port, timeout=60)
     sql = pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user=READER, password=READER_PASSWORD,
                           database=database, autocommit=True)
-    sql.cursor().execute("SET time_zone = '+00:00'")
+    with sql.cursor() as cursor:
+        cursor.execute("SET time_zone = '+00:00'")
     now = datetime.now(UTC).replace(tzinfo=None)
     since = now - timedelta(hours=24)
     end = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
-    endpoints: dict[str, tuple[list[str], Callable[[int], object]]] = {
+
+    def run_sql(statement: str, args: Any) -> None:
+        with sql.cursor() as cursor:
+            cursor.execute(statement, args)
+            cursor.fetchall()
+
+    def candles_sql(n: int) -> None:
+        product = products[n % len(products)]
+        start = end - timedelta(minutes=300)
+        run_sql(queries.CANDLES, {"g": 60, "product": product, "start": start, "end": end})
+
+    def ticker_sql(n: int) -> None:
+        run_sql(queries.TICKER, {"product": products[n % len(products)]})
+
+    def largest_sql(n: int) -> None:
+        args = [value for p in products for value in (p, since, 10)]
+        run_sql(queries.largest_sql(len(products)), [*args, 10])
+
+    endpoints: dict[str, tuple[list[str], Callable[[int], None]]] = {
         "candles 1 min x 300": (
-            [f"/products/{p}/candles?granularity=60" for p in products],
-            lambda n: sql.cursor().execute(queries.CANDLES, {
-                "g": 60, "product": products[n % len(products)],
-                "start": end - timedelta(minutes=300), "end": end}),
-        ),
-        "ticker": (
-            [f"/products/{p}/ticker" for p in products],
-            lambda n: sql.cursor().execute(queries.TICKER, {"product": products[n % len(products)]}),
-        ),
-        "largest trades 24 h": (
-            ["/trades/largest?hours=24&limit=10"],
-            lambda n: sql.cursor().execute(queries.largest_sql(len(products)), [
-                *[value for p in products for value in (p, since, 10)], 10]),
-        ),
+            [f"/products/{p}/candles?granularity=60" for p in products], candles_sql),
+        "ticker": ([f"/products/{p}/ticker" for p in products], ticker_sql),
+        "largest trades 24 h": (["/trades/largest?hours=24&limit=10"], largest_sql),
     }
     result: dict[str, Any] = {}
     try:
         for name, (paths, statement) in endpoints.items():
-            candles = get(connection, paths[0]) == 200
-            assert candles, f"{paths[0]} failed"
+            if get(connection, paths[0]) != 200:
+                raise SystemExit(f"{paths[0]} failed")
             result[name] = {
-                "api": timed(lambda n, paths=paths: get(connection, paths[n % len(paths)]),
-                             args.requests),
+                "api": timed(requester(connection, paths), args.requests),
                 "sql_alone": timed(statement, args.requests),
                 "requests_per_s": throughput(host, port, paths, args.clients, args.seconds),
             }
             print(f"  {name}: {result[name]}", flush=True)
         result["healthz (HTTP floor)"] = {
-            "api": timed(lambda n: get(connection, "/healthz"), args.requests),
+            "api": timed(requester(connection, ["/healthz"]), args.requests),
             "requests_per_s": throughput(host, port, ["/healthz"], args.clients, args.seconds),
         }
         result["server_cpu_s"] = Process(process.pid).cpu_seconds()
