@@ -13,19 +13,29 @@ from datetime import datetime
 
 from analysis.db import Database, Row
 
-# `time` as text is 26 characters ('YYYY-MM-DD HH:MM:SS.ffffff'), the zero-padded sequence 20:
-# the smallest/largest of time+sequence+price is the first/last tick's price, in one pass,
-# with no sort and no length limit (unlike GROUP_CONCAT).
-FIRST_PRICE = "SUBSTRING(MIN(CONCAT(time, LPAD(sequence, 20, '0'), price)), 47)"
-LAST_PRICE = "SUBSTRING(MAX(CONCAT(time, LPAD(sequence, 20, '0'), price)), 47)"
+# Seconds from year 0 to 1970-01-01: TO_SECONDS(time) minus this is Unix time (whole seconds).
+UNIX_EPOCH_TO_SECONDS = 62167219200
+
+# The first/last tick of a bucket: its earliest/latest time found by the aggregate, then one
+# step in `order_product_time` (product_id, time, + sequence) for the lowest/highest sequence
+# at that time. Cheaper than carrying strings through the aggregate, and exact on ties.
+FIRST_AT = """(SELECT price FROM `order` FORCE INDEX (order_product_time)
+  WHERE product_id = %(product)s AND time = {time} ORDER BY sequence LIMIT 1)"""
+LAST_AT = """(SELECT price FROM `order` FORCE INDEX (order_product_time)
+  WHERE product_id = %(product)s AND time = {time} ORDER BY sequence DESC LIMIT 1)"""
 
 CANDLES = f"""
-SELECT TIMESTAMPDIFF(SECOND, '1970-01-01', time) DIV %(g)s * %(g)s AS bucket,
-       MIN(price), MAX(price), {FIRST_PRICE}, {LAST_PRICE}, SUM(last_size)
-FROM `order` FORCE INDEX (order_product_time_price_size)
-WHERE product_id = %(product)s AND time >= %(start)s AND time < %(end)s
-GROUP BY bucket
-ORDER BY bucket DESC
+SELECT b.bucket, b.low, b.high, {FIRST_AT.format(time="b.first")},
+       {LAST_AT.format(time="b.last")}, b.volume
+FROM (
+  SELECT (TO_SECONDS(time) DIV %(g)s) * %(g)s - {UNIX_EPOCH_TO_SECONDS} AS bucket,
+         MIN(price) AS low, MAX(price) AS high, MIN(time) AS first, MAX(time) AS last,
+         SUM(last_size) AS volume
+  FROM `order` FORCE INDEX (order_product_time_price_size)
+  WHERE product_id = %(product)s AND time >= %(start)s AND time < %(end)s
+  GROUP BY bucket
+) AS b
+ORDER BY b.bucket DESC
 """
 
 TICKER = """
@@ -37,9 +47,14 @@ LIMIT 1
 """
 
 STATS = f"""
-SELECT {FIRST_PRICE}, MAX(price), MIN(price), {LAST_PRICE}, SUM(last_size)
-FROM `order` FORCE INDEX (order_product_time_price_size)
-WHERE product_id = %(product)s AND time >= %(start)s AND time < %(end)s
+SELECT {FIRST_AT.format(time="s.first")}, s.high, s.low, {LAST_AT.format(time="s.last")},
+       s.volume
+FROM (
+  SELECT MAX(price) AS high, MIN(price) AS low, MIN(time) AS first, MAX(time) AS last,
+         SUM(last_size) AS volume
+  FROM `order` FORCE INDEX (order_product_time_price_size)
+  WHERE product_id = %(product)s AND time >= %(start)s AND time < %(end)s
+) AS s
 """
 
 # One product's largest sizes, read from the covering index alone; only the winners'
