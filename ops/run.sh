@@ -15,8 +15,10 @@ stop() {
   trap - EXIT INT TERM
   [ ${#pids[@]} -gt 0 ] && kill -TERM "${pids[@]}" 2>/dev/null
   wait
+  exit "$1"  # Ctrl-C or SIGTERM ends the demo (exit 0), not only its polling loop
 }
-trap stop EXIT INT TERM
+trap 'stop $?' EXIT
+trap 'stop 0' INT TERM
 
 if [ "$mode" = demo ]; then
   port=${SIMULATOR_PORT:-8765}

@@ -36,6 +36,7 @@ function addChart(product) {
   });
   const volume = chart.addSeries(LightweightCharts.HistogramSeries, {
     priceFormat: { type: "volume" }, priceScaleId: "", color: "#3b4a5e",
+    lastValueVisible: false, priceLineVisible: false,
   });
   volume.priceScale().applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
   page.charts[product] = { section, chart, candles, volume };
@@ -58,6 +59,9 @@ async function drawCandles(product, granularity) {
   view.volume.setData(rows.map(([time, , , open, close, volume]) => ({
     time, value: volume, color: close >= open ? "#1f4f4a" : "#5a2a2a",
   })));
+  if (view.section.dataset.granularity !== String(granularity)) {
+    view.chart.timeScale().fitContent(); // a new view: show every bar; later refreshes keep zoom
+  }
   view.section.dataset.bars = String(bars.length);
   view.section.dataset.granularity = String(granularity);
 }
