@@ -73,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
             access_log=False,
             log_level="warning",
             timeout_graceful_shutdown=5,
+            # Longer than a load balancer's idle timeout (ALB: 60 s), so the balancer, not
+            # the app, closes idle keep-alive connections (no 502 on a reused connection).
+            timeout_keep_alive=75,
         )
     finally:
         db.close()

@@ -252,6 +252,7 @@ def measure(args: argparse.Namespace, database: str, products: tuple[str, ...]) 
     result: dict[str, Any] = {}
     try:
         for name, (paths, statement) in endpoints.items():
+            connection.close()  # a fresh keep-alive connection for each latency run
             if get(connection, paths[0]) != 200:
                 raise SystemExit(f"{paths[0]} failed")
             result[name] = {
@@ -260,6 +261,7 @@ def measure(args: argparse.Namespace, database: str, products: tuple[str, ...]) 
                 "requests_per_s": throughput(host, port, paths, args.clients, args.seconds),
             }
             print(f"  {name}: {result[name]}", flush=True)
+        connection.close()
         result["healthz (HTTP floor)"] = {
             "api": timed(requester(connection, ["/healthz"]), args.requests),
             "requests_per_s": throughput(host, port, ["/healthz"], args.clients, args.seconds),
