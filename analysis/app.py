@@ -45,23 +45,42 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": Message, "description": "unknown product"},
     422: {"model": Message, "description": "a parameter of the wrong type or range"},
 }
+COUNT_TIMEOUT_S = 300.0
 ProductId = Annotated[str, PathParam(max_length=32, examples=["BTC-USD"])]
 
 
 class TickCounts:
-    """`ticks` per product, recounted at most every `max_age_s` seconds, one count at a time."""
+    """`ticks` per product: an index COUNT, proportional to the product's rows, so it is
+    recounted in the background once older than `max_age_s`; requests get the last count
+    and wait only for a product's very first one. The count may run COUNT_TIMEOUT_S."""
 
-    def __init__(self, max_age_s: float) -> None:
+    def __init__(self, db: Database, max_age_s: float) -> None:
+        self._db = db
         self._max_age_s = max_age_s
         self._counts: dict[str, tuple[int, float]] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one count at a time: they are the heaviest reads
+        self._refreshing: set[str] = set()
 
-    def get(self, db: Database, product: str) -> int:
+    def get(self, product: str) -> int:
+        cached = self._counts.get(product)
+        if cached is None:
+            return self._count(product)
+        if time.monotonic() - cached[1] >= self._max_age_s and product not in self._refreshing:
+            self._refreshing.add(product)
+            threading.Thread(target=self._refresh, args=(product,), daemon=True).start()
+        return cached[0]
+
+    def _refresh(self, product: str) -> None:
+        try:
+            self._count(product)
+        except Exception as exc:  # the last count stays; the next request tries again
+            log.warning("recount failed", product=product, error=str(exc))
+        finally:
+            self._refreshing.discard(product)
+
+    def _count(self, product: str) -> int:
         with self._lock:
-            cached = self._counts.get(product)
-            if cached is not None and time.monotonic() - cached[1] < self._max_age_s:
-                return cached[0]
-            found = queries.count(db, product)
+            found = queries.count(self._db, product, COUNT_TIMEOUT_S)
             self._counts[product] = (found, time.monotonic())
             return found
 
@@ -75,7 +94,7 @@ def create_app(settings: AnalysisSettings, db: Database) -> FastAPI:
     app = FastAPI(title="Coinbase ticker archive: analysis API", description=DESCRIPTION,
                   version="1.0")
     app.add_middleware(MetricsMiddleware)
-    counts = TickCounts(settings.analysis_count_cache_s)
+    counts = TickCounts(db, settings.analysis_count_cache_s)
     add_error_handlers(app)
 
     @app.get("/products", response_model=list[Product])
@@ -83,7 +102,7 @@ def create_app(settings: AnalysisSettings, db: Database) -> FastAPI:
         """The products stored, with their first and last tick times and row count."""
         return [
             Product(id=product, first_time=iso_time(first), last_time=iso_time(last),
-                    ticks=counts.get(db, product))
+                    ticks=counts.get(product))
             for product, first, last in queries.products(db)
         ]
 

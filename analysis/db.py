@@ -37,11 +37,28 @@ class Database:
         self._idle: queue.LifoQueue[Connection[Cursor]] = queue.LifoQueue()
         self._slots = threading.BoundedSemaphore(settings.analysis_db_pool)
 
-    def rows(self, sql: str, args: Sequence[object] | dict[str, object] = ()) -> list[Row]:
-        """Run one parameterised SELECT and return every row."""
+    def rows(
+        self,
+        sql: str,
+        args: Sequence[object] | dict[str, object] = (),
+        timeout_s: float | None = None,
+    ) -> list[Row]:
+        """Run one parameterised SELECT and return every row.
+
+        `timeout_s` gives this statement a time limit other than ANALYSIS_QUERY_TIMEOUT_S.
+        """
         with self._connection() as connection, connection.cursor() as cursor:
-            cursor.execute(sql, args)
-            return list(cursor.fetchall())
+            if timeout_s is None:
+                cursor.execute(sql, args)
+                return list(cursor.fetchall())
+            version = server_version(connection)
+            cursor.execute(statement_timeout_sql(version, timeout_s))
+            try:
+                cursor.execute(sql, args)
+                return list(cursor.fetchall())
+            finally:
+                default = self._settings.analysis_query_timeout_s
+                cursor.execute(statement_timeout_sql(version, default))
 
     def close(self) -> None:
         while True:
@@ -111,14 +128,18 @@ def connect(settings: AnalysisSettings) -> Connection[Cursor]:
         init_command="SET time_zone = '+00:00'",
     )
     with connection.cursor() as cursor:
-        version = str(connection.get_server_info())  # type: ignore[no-untyped-call]
-        cursor.execute(statement_timeout_sql(version, settings))
+        version = server_version(connection)
+        cursor.execute(statement_timeout_sql(version, settings.analysis_query_timeout_s))
     return connection
 
 
-def statement_timeout_sql(server_version: str, settings: AnalysisSettings) -> str:
+def server_version(connection: Connection[Cursor]) -> str:
+    """The version string the server sent at connect (says MariaDB or not)."""
+    return str(connection.get_server_info())  # type: ignore[no-untyped-call]
+
+
+def statement_timeout_sql(server_version: str, seconds: float) -> str:
     """MariaDB and MySQL name the per-statement time limit differently."""
-    seconds = settings.analysis_query_timeout_s
     if "mariadb" in server_version.lower():
-        return f"SET SESSION max_statement_time = {seconds:.3f}"
-    return f"SET SESSION max_execution_time = {round(seconds * 1000)}"
+        return f"SET SESSION max_statement_time = {seconds:.6f}"
+    return f"SET SESSION max_execution_time = {max(1, round(seconds * 1000))}"  # 0: no limit

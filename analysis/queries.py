@@ -83,7 +83,7 @@ GROUP BY product_id
 ORDER BY product_id
 """
 
-# Index-only, but proportional to the product's rows: cached (ANALYSIS_COUNT_CACHE_S).
+# Index-only, but proportional to the product's rows: counted in the background (app.py).
 COUNT = "SELECT COUNT(*) FROM `order` FORCE INDEX (order_product_time) WHERE product_id = %s"
 
 EXISTS = "SELECT 1 FROM `order` FORCE INDEX (PRIMARY) WHERE product_id = %s LIMIT 1"
@@ -140,8 +140,8 @@ def products(db: Database) -> list[Row]:
     return db.rows(PRODUCTS)
 
 
-def count(db: Database, product: str) -> int:
-    return int(db.rows(COUNT, (product,))[0][0])
+def count(db: Database, product: str, timeout_s: float) -> int:
+    return int(db.rows(COUNT, (product,), timeout_s)[0][0])
 
 
 def exists(db: Database, product: str) -> bool:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import urllib.error
 import urllib.request
+from datetime import datetime
 
 import pymysql
 import pytest
 
+from analysis.db import Database, timed_out
+from analysis.settings import AnalysisSettings
+from tests.analysis import dataset
 from tests.analysis.conftest import (
     READER,
     READER_PASSWORD,
@@ -19,7 +25,7 @@ from tests.analysis.conftest import (
     stop,
 )
 from tests.conftest import ROOT, Services
-from tests.factories import free_port
+from tests.factories import free_port, wait_for
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -85,6 +91,49 @@ def test_database_errors_are_503_with_a_reason_and_sigterm_exits_0(services: Ser
         assert failed.value.code == 503
         body = failed.value.read().decode()
         assert "database unavailable" in body and "\n" not in body
+    finally:
+        assert stop(process) == 0
+        drop_database(services, database)
+
+
+def test_the_server_stops_a_statement_at_the_query_timeout(services: Services) -> None:
+    database = make_database(services)
+    try:
+        with services.admin() as connection:
+            dataset.insert(connection, database, dataset.history_ticks())
+        settings = AnalysisSettings(
+            mysql_host=services.mysql_host, mysql_port=services.mysql_port, mysql_user=READER,
+            mysql_password=READER_PASSWORD, mysql_database=database,
+            analysis_query_timeout_s=0.000001, analysis_db_pool=1,
+        )
+        db = Database(settings)
+        with pytest.raises(pymysql.err.MySQLError) as stopped:
+            db.rows("SELECT COUNT(*) FROM `order` AS a JOIN `order` AS b JOIN `order` AS c")
+        assert timed_out(stopped.value)
+        # The connection went back to the pool and still works, under a longer limit too.
+        assert db.rows("SELECT COUNT(*) FROM `order`", timeout_s=60)[0][0] == len(
+            dataset.history_ticks())
+        db.close()
+    finally:
+        drop_database(services, database)
+
+
+def test_ticks_are_recounted_in_the_background(services: Services) -> None:
+    database = make_database(services)
+    url, process = start(services, database, ANALYSIS_COUNT_CACHE_S="0")
+    try:
+        tick = dataset.Tick("BTC-USD", 1, datetime(2026, 9, 29, 13), "1", "1")
+        with services.admin() as connection:
+            dataset.insert(connection, database, [tick])
+
+        def ticks() -> int:
+            with urllib.request.urlopen(url + "/products", timeout=10) as response:
+                return int(json.loads(response.read())[0]["ticks"])
+
+        assert ticks() == 1  # the first count is made while the request waits
+        with services.admin() as connection:
+            dataset.insert(connection, database, [dataset.Tick("BTC-USD", 2, tick.time, "1", "1")])
+        wait_for(lambda: ticks() == 2, 10, "the recount")
     finally:
         assert stop(process) == 0
         drop_database(services, database)
