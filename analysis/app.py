@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from analysis import queries
+from analysis.counts import TickCounts
 from analysis.db import Database, PoolTimeout, timed_out
 from analysis.formats import candles_json, decimal_text, iso_time, product_text
 from analysis.metrics import MetricsMiddleware
@@ -45,44 +44,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": Message, "description": "unknown product"},
     422: {"model": Message, "description": "a parameter of the wrong type or range"},
 }
-COUNT_TIMEOUT_S = 300.0
 ProductId = Annotated[str, PathParam(max_length=32, examples=["BTC-USD"])]
-
-
-class TickCounts:
-    """`ticks` per product: an index COUNT, proportional to the product's rows, so it is
-    recounted in the background once older than `max_age_s`; requests get the last count
-    and wait only for a product's very first one. The count may run COUNT_TIMEOUT_S."""
-
-    def __init__(self, db: Database, max_age_s: float) -> None:
-        self._db = db
-        self._max_age_s = max_age_s
-        self._counts: dict[str, tuple[int, float]] = {}
-        self._lock = threading.Lock()  # one count at a time: they are the heaviest reads
-        self._refreshing: set[str] = set()
-
-    def get(self, product: str) -> int:
-        cached = self._counts.get(product)
-        if cached is None:
-            return self._count(product)
-        if time.monotonic() - cached[1] >= self._max_age_s and product not in self._refreshing:
-            self._refreshing.add(product)
-            threading.Thread(target=self._refresh, args=(product,), daemon=True).start()
-        return cached[0]
-
-    def _refresh(self, product: str) -> None:
-        try:
-            self._count(product)
-        except Exception as exc:  # the last count stays; the next request tries again
-            log.warning("recount failed", product=product, error=str(exc))
-        finally:
-            self._refreshing.discard(product)
-
-    def _count(self, product: str) -> int:
-        with self._lock:
-            found = queries.count(self._db, product, COUNT_TIMEOUT_S)
-            self._counts[product] = (found, time.monotonic())
-            return found
 
 
 def require_product(db: Database, product: str) -> None:
