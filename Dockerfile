@@ -1,6 +1,7 @@
 # Images of the pipeline, one Dockerfile, several targets:
 #   docker build --target producer -t coinbase-pipeline/producer .   (make build-producer)
 #   docker build --target consumer -t coinbase-pipeline/consumer .   (make build-consumer)
+#   docker build --target analysis -t coinbase-pipeline/analysis .   (make build-analysis)
 # `base` holds the code and the runtime dependencies; compose also runs the topic job and the
 # simulator from it. No secret is baked in: every setting comes from the environment at run time.
 
@@ -33,11 +34,12 @@ COPY shared/ shared/
 COPY producer/ producer/
 COPY consumer/ consumer/
 COPY simulator/ simulator/
+COPY analysis/ analysis/
 COPY schema.sql pyproject.toml ./
 # Root owns the code; the app user can read it and write nothing (read-only root file
 # systems work as they are).
 USER 10001:10001
-# Both services stop cleanly on SIGTERM (flush / finish the batch, commit, exit 0); the
+# The services stop cleanly on SIGTERM (flush / finish the batch, commit, exit 0); the
 # exec-form CMD makes Python PID 1, so the signal reaches it directly.
 STOPSIGNAL SIGTERM
 
@@ -56,3 +58,13 @@ EXPOSE 9102
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
   CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('CONSUMER_METRICS_PORT', '9102'), timeout=4)"]
 CMD ["python", "-m", "consumer"]
+
+# ---------------------------------------------------------------- analysis (HTTP API and chart page)
+# Read-only: run it as MYSQL_USER=ticker_reader (SELECT only, created by schema.sql).
+FROM base AS analysis
+ENV ANALYSIS_PORT=8000 \
+    MYSQL_USER=ticker_reader
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('ANALYSIS_PORT', '8000'), timeout=4)"]
+CMD ["python", "-m", "analysis"]

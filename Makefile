@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
 .PHONY: venv services-up services-down services-status schema topics test lint \
-        run demo producer consumer simulator bench drill lock clean \
+        run demo producer consumer simulator analysis bench drill lock clean \
         build-producer build-consumer build-analysis push compose-config cfn-lint
 
 venv: $(INSTALLED)
@@ -61,6 +61,10 @@ consumer: venv
 
 simulator: venv
 	$(PY) -m simulator --port 8765
+
+analysis: venv        ## the read-only HTTP API and chart page on ANALYSIS_PORT (8000), as ticker_reader
+	MYSQL_USER=$${MYSQL_USER:-ticker_reader} MYSQL_PASSWORD=$${MYSQL_PASSWORD:-ticker_reader} \
+	  $(PY) -m analysis
 
 bench: services-up     ## every benchmark; report in bench/results (BENCH_ARGS="--rows 200000" to shrink)
 	$(PY) -m pip install -q --disable-pip-version-check --require-hashes -r requirements-bench.lock

@@ -38,3 +38,24 @@ CREATE TABLE IF NOT EXISTS coinbase.`order` (
 --   ALTER USER 'ticker_writer'@'%' IDENTIFIED BY '...';
 CREATE USER IF NOT EXISTS 'ticker_writer'@'%' IDENTIFIED BY 'ticker_writer';
 GRANT SELECT, INSERT ON coinbase.`order` TO 'ticker_writer'@'%';
+
+-- Analysis API (analysis/): one covering index serves candles, stats, the ticker and the
+-- largest trades. Its leaf entries carry (product_id, time, price, last_size) plus the
+-- primary key's sequence, so a time range of one product is read from the index alone.
+-- Added through information_schema so that applying this file again, on MariaDB or on
+-- MySQL (which has no CREATE INDEX IF NOT EXISTS), is harmless.
+SET @analysis_index = (
+    SELECT IF(COUNT(*) = 0,
+              'ALTER TABLE coinbase.`order` ADD INDEX order_product_time_price_size (product_id, time, price, last_size)',
+              'DO 0')
+    FROM information_schema.statistics
+    WHERE table_schema = 'coinbase' AND table_name = 'order'
+      AND index_name = 'order_product_time_price_size');
+PREPARE analysis_index FROM @analysis_index;
+EXECUTE analysis_index;
+DEALLOCATE PREPARE analysis_index;
+
+-- The analysis service reads and nothing else. Local password as above; set a real one:
+--   ALTER USER 'ticker_reader'@'%' IDENTIFIED BY '...';
+CREATE USER IF NOT EXISTS 'ticker_reader'@'%' IDENTIFIED BY 'ticker_reader';
+GRANT SELECT ON coinbase.`order` TO 'ticker_reader'@'%';

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import consumer_backfill, live_latency, producer_throughput
+from bench import analysis_api, consumer_backfill, live_latency, producer_throughput
 from bench.report import print_table, write_json
 
 
@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             )
             for products in args.scaling.split(",")
         },
+        "analysis_api": analysis_api.main([]),  # 10 million rows: about 10 more minutes
     }
     summarize(report)
     write_json(args.out / "report.json", report)

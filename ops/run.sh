@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make run` (live Coinbase feed) and `make demo` (local simulator, offline): the whole pipeline
-# on this machine -- feed -> producer -> Kafka -> consumer -> MySQL `order` -- until Ctrl-C.
+# on this machine -- feed -> producer -> Kafka -> consumer -> MySQL `order` -> analysis (HTTP) --
+# until Ctrl-C.
 # Prints the rows per instrument every 5 s. DEMO_SECONDS=N stops by itself after N seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,8 +15,10 @@ stop() {
   trap - EXIT INT TERM
   [ ${#pids[@]} -gt 0 ] && kill -TERM "${pids[@]}" 2>/dev/null
   wait
+  exit "$1"  # Ctrl-C or SIGTERM ends the demo (exit 0), not only its polling loop
 }
-trap stop EXIT INT TERM
+trap 'stop $?' EXIT
+trap 'stop 0' INT TERM
 
 if [ "$mode" = demo ]; then
   port=${SIMULATOR_PORT:-8765}
@@ -24,6 +27,11 @@ if [ "$mode" = demo ]; then
 fi
 $PY -m producer & pids+=($!)
 $PY -m consumer & pids+=($!)
+# The analysis API and chart page read `order` as the SELECT-only account.
+analysis_port=${ANALYSIS_PORT:-8000}
+MYSQL_USER=ticker_reader MYSQL_PASSWORD=ticker_reader \
+  ANALYSIS_PORT=$analysis_port $PY -m analysis & pids+=($!)
+echo "analysis: charts at http://127.0.0.1:$analysis_port/  API docs at http://127.0.0.1:$analysis_port/docs"
 
 started=$(date +%s)
 while :; do

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from analysis.settings import AnalysisSettings
 from producer.settings import ProducerSettings
 from shared.settings import CommonSettings, ConsumerSettings
 
@@ -24,23 +25,11 @@ SETTINGS: dict[str, type[CommonSettings]] = {
     "producer": ProducerSettings,
     "consumer": ConsumerSettings,
     "backfill": ConsumerSettings,
+    "analysis": AnalysisSettings,
 }
 CONTRACT_VARIABLES: dict[str, set[str]] = {
     "consumer": {"CONSUMER_PRODUCTS", "MYSQL_BULK_LOAD"},
     "backfill": {"MYSQL_BULK_LOAD"},
-}
-# The analysis service's variables (design.md): its MySQL reader account and its port.
-ANALYSIS_VARIABLES = {
-    "PRODUCTS",
-    "MYSQL_HOST",
-    "MYSQL_PORT",
-    "MYSQL_USER",
-    "MYSQL_PASSWORD",
-    "MYSQL_DATABASE",
-    "MYSQL_SSL_CA",
-    "ANALYSIS_PORT",
-    "LOG_FORMAT",
-    "LOG_LEVEL",
 }
 SECRET_NAMES = {
     "MYSQL_PASSWORD",
@@ -58,10 +47,6 @@ def settings_fields(settings_class: type[CommonSettings]) -> set[str]:
 
 def check_settings(service: str, values: dict[str, str]) -> None:
     """The values are real variables of `service` and pass its settings' validation."""
-    if service == "analysis":
-        unknown = set(values) - ANALYSIS_VARIABLES
-        assert not unknown, f"not analysis variables: {sorted(unknown)}"
-        return
     settings_class = SETTINGS[service]
     known = settings_fields(settings_class)
     pending = CONTRACT_VARIABLES.get(service, set()) - known

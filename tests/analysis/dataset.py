@@ -1,0 +1,206 @@
+"""Ticks with known answers, written straight into a test copy of `order`, and an oracle.
+
+The oracle computes candles, tickers, stats, largest trades and gaps from the Python list of
+ticks with Decimal arithmetic, independently of the service's SQL.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, localcontext
+
+from pymysql.connections import Connection
+from pymysql.cursors import Cursor
+
+EPOCH = datetime(1970, 1, 1)
+# Historical ticks (explicit start/end requests) start here; live ones sit before "now".
+T0 = datetime(2026, 9, 29, 13, 0, 0)
+PRODUCTS = ("BTC-USD", "ETH-BTC", "BTC-EUR")
+
+
+@dataclass(frozen=True)
+class Tick:
+    product: str
+    sequence: int
+    time: datetime  # naive UTC
+    price: str
+    size: str
+    side: str = "buy"
+    trade_id: int = 0
+    bid: str = "1.5"
+    ask: str = "2.5"
+    volume_24h: str = "5667.4192685"
+
+    @property
+    def order_key(self) -> tuple[datetime, int]:
+        return (self.time, self.sequence)
+
+
+def text(value: Decimal) -> str:
+    """The canonical exact text of a decimal: no exponent, no trailing zeros."""
+    with localcontext() as context:
+        context.prec = 100  # normalize() rounds to the context's precision (28 by default)
+        return format(value.normalize(), "f") if value else "0"
+
+
+def edge_ticks() -> list[Tick]:
+    """BTC-USD around T0: bucket edges, ties on time, an empty minute, extreme decimals."""
+    at = T0
+    ticks = [
+        Tick("BTC-USD", 101, at + timedelta(seconds=0), "84000.100000000000000001", "0.1"),
+        Tick("BTC-USD", 102, at + timedelta(seconds=59, microseconds=999_999), "84010.5", "0.2"),
+        # 13:01:00.000000 opens the next minute, not the previous one.
+        Tick("BTC-USD", 103, at + timedelta(minutes=1), "83990", "0.000000000000000001"),
+        # Same time, sequences 105 and 104 stored in that order: 104 opens, 105 closes.
+        Tick("BTC-USD", 105, at + timedelta(minutes=2, seconds=30), "84002", "1"),
+        Tick("BTC-USD", 104, at + timedelta(minutes=2, seconds=30), "84001", "2"),
+        # 13:03 has no tick; 13:04 holds one with the largest sizes and digits a column takes.
+        Tick("BTC-USD", 106, at + timedelta(minutes=4, seconds=1), "12345678901234567890.5",
+             "99999999999999999999.999999999999999999"),
+        Tick("BTC-USD", 107, at + timedelta(minutes=4, seconds=2), "0.000000000000000001",
+             "0.3"),
+    ]
+    return [tick_with_trade_id(tick) for tick in ticks]
+
+
+def tick_with_trade_id(tick: Tick) -> Tick:
+    return Tick(**{**tick.__dict__, "trade_id": tick.sequence * 10})
+
+
+def random_ticks(product: str, start: datetime, minutes: int, seed: int, first_sequence: int,
+                 gap: tuple[int, int] | None = None) -> list[Tick]:
+    """A seeded walk of ticks over `minutes`, skipping the minutes in `gap` [from, to)."""
+    rng = random.Random(seed)
+    price = Decimal("84000") if product != "ETH-BTC" else Decimal("0.034")
+    step = price / 10_000
+    ticks: list[Tick] = []
+    sequence = first_sequence
+    for minute in range(minutes):
+        if gap and gap[0] <= minute < gap[1]:
+            continue
+        for _ in range(rng.randint(0, 4)):  # some minutes stay empty
+            sequence += rng.randint(1, 3)
+            price = max(step, price + step * rng.randint(-5, 5))
+            at = start + timedelta(minutes=minute, microseconds=rng.randrange(60_000_000))
+            size = Decimal(rng.randint(1, 10**8)) / Decimal(10**8)
+            ticks.append(Tick(product, sequence, at, text(price.quantize(step)), text(size),
+                              side=rng.choice(("buy", "sell")), trade_id=sequence * 10))
+    return ticks
+
+
+def live_ticks(now: datetime) -> list[Tick]:
+    """Ticks of the last 30 hours for every product (stats, largest trades, the page)."""
+    ticks: list[Tick] = []
+    for number, product in enumerate(PRODUCTS):
+        start = now - timedelta(hours=5)
+        ticks += random_ticks(product, start, 5 * 60 - 10, seed=number, first_sequence=10**6)
+        # Outside the 24-hour window: the largest size of all, which must not be listed.
+        ticks.append(Tick(product, 10**6 - 1, now - timedelta(hours=26), "80000", "500",
+                          trade_id=1))
+    # Two BTC-USD ticks tie on size; the newer one ranks first.
+    ticks.append(Tick("BTC-USD", 3 * 10**6, now - timedelta(hours=2), "84100", "77.5",
+                      trade_id=5))
+    ticks.append(Tick("BTC-USD", 3 * 10**6 + 1, now - timedelta(hours=1), "84200", "77.5",
+                      side="sell", trade_id=6))
+    # The latest BTC-USD time twice: sequence breaks the tie (the higher wins); a higher
+    # sequence stored with an older time is not the latest.
+    latest = now - timedelta(minutes=3)
+    ticks.append(Tick("BTC-USD", 4 * 10**6, latest, "84300", "0.5", trade_id=7))
+    ticks.append(Tick("BTC-USD", 4 * 10**6 + 1, latest, "84301.25", "0.25", trade_id=8,
+                      bid="84300.5", ask="84301.75"))
+    ticks.append(Tick("BTC-USD", 9 * 10**6, latest - timedelta(seconds=1), "1", "0.1",
+                      trade_id=9))
+    return ticks
+
+
+def history_ticks() -> list[Tick]:
+    """Edge cases near T0, a seeded walk on BTC-EUR, and ETH-BTC with a 15-minute hole."""
+    return [
+        *edge_ticks(),
+        *random_ticks("BTC-EUR", T0, 6 * 60, seed=7, first_sequence=1),
+        *random_ticks("ETH-BTC", T0, 60, seed=8, first_sequence=1, gap=(30, 45)),
+    ]
+
+
+COLUMNS = (
+    "product_id, sequence, trade_id, price, side, last_size, best_bid, best_bid_size, best_ask,"
+    " best_ask_size, open_24h, volume_24h, low_24h, high_24h, volume_30d, time, received_at,"
+    " kafka_partition, kafka_offset"
+)
+
+
+def insert(connection: Connection[Cursor], database: str, ticks: Iterable[Tick]) -> None:
+    rows = [
+        (t.product, t.sequence, t.trade_id, t.price, t.side, t.size, t.bid, "1", t.ask, "1",
+         "83000", t.volume_24h, "82000", "85000", "180889.671598", t.time, t.time,
+         PRODUCTS.index(t.product), t.sequence)
+        for t in ticks
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO `{database}`.`order` ({COLUMNS}) VALUES ({', '.join(['%s'] * 19)})",
+            rows,
+        )
+
+
+# ---------------------------------------------------------------- the oracle
+
+
+def unix(at: datetime) -> int:
+    return int((at - EPOCH).total_seconds())
+
+
+def candles(ticks: list[Tick], product: str, granularity: int, start: datetime,
+            end: datetime) -> list[list[str]]:
+    """[[time, low, high, open, close, volume], ...] newest first, as exact texts."""
+    buckets: dict[int, list[Tick]] = {}
+    for tick in ticks:
+        if tick.product == product and start <= tick.time < end:
+            buckets.setdefault(unix(tick.time) // granularity * granularity, []).append(tick)
+    result = []
+    for bucket in sorted(buckets, reverse=True):
+        members = sorted(buckets[bucket], key=lambda t: t.order_key)
+        prices = [Decimal(t.price) for t in members]
+        with localcontext() as context:
+            context.prec = 100
+            volume = sum((Decimal(t.size) for t in members), Decimal(0))
+        result.append([str(bucket), text(min(prices)), text(max(prices)),
+                       text(Decimal(members[0].price)), text(Decimal(members[-1].price)),
+                       text(volume)])
+    return result
+
+
+def latest(ticks: list[Tick], product: str) -> Tick:
+    return max((t for t in ticks if t.product == product), key=lambda t: t.order_key)
+
+
+def window(ticks: list[Tick], product: str | None, since: datetime) -> list[Tick]:
+    return [t for t in ticks if (product is None or t.product == product) and t.time >= since]
+
+
+def largest(ticks: list[Tick], product: str | None, since: datetime, limit: int) -> list[Tick]:
+    chosen = sorted(window(ticks, product, since), key=lambda t: t.product)  # last tie-break
+    chosen.sort(key=lambda t: (Decimal(t.size), t.time, t.sequence), reverse=True)
+    return chosen[:limit]
+
+
+def notional(tick: Tick) -> str:
+    with localcontext() as context:
+        context.prec = 100
+        return text(Decimal(tick.price) * Decimal(tick.size))
+
+
+def gaps(ticks: list[Tick], product: str, start: datetime, end: datetime,
+         min_gap_s: int) -> list[tuple[datetime, datetime]]:
+    times = sorted(t.time for t in ticks if t.product == product and start <= t.time < end)
+    edges = [start, *times, end] if times else [start, end]
+    return [(a, b) for a, b in itertools.pairwise(edges)
+            if (b - a).total_seconds() > min_gap_s]
+
+
+def iso(at: datetime) -> str:
+    return at.replace(tzinfo=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
