@@ -4,7 +4,7 @@ the app user's grants, and the environment that points a producer or consumer at
 One helper for tests (the `pipeline` fixture wraps it), drills and benchmarks:
 
     with throwaway_pipeline("drill") as pipeline:
-        consumer = pipeline.start("consumer", stdout=log, stderr=log)
+        consumer = pipeline.start("consumer", env={"LOG_LEVEL": "WARNING"}, logs=log)
         ...pipeline.keys(), pipeline.dead_letters()...
 """
 
@@ -172,17 +172,17 @@ class Pipeline:
         self,
         module: str,
         *args: str,
-        stdout: IO[bytes] | int | None = subprocess.DEVNULL,
-        stderr: IO[bytes] | int | None = None,
-        **env: str,
+        env: Mapping[str, str] | None = None,
+        logs: IO[bytes] | None = None,
     ) -> subprocess.Popen[bytes]:
-        """`python -m <module> <args>` (producer, consumer) against this pipeline."""
+        """`python -m <module> <args>` (producer, consumer) against this pipeline, with `env`
+        on top of its settings; output to `logs` (default: stdout dropped, stderr inherited)."""
         return subprocess.Popen(
             [sys.executable, "-m", module, *args],
             cwd=ROOT,
-            env=python_env(self.env(**env)),
-            stdout=stdout,
-            stderr=stderr,
+            env=python_env(self.env(**(env or {}))),
+            stdout=logs if logs is not None else subprocess.DEVNULL,
+            stderr=logs,
         )
 
     def rows(self, query: str, *args: object) -> list[tuple[Any, ...]]:
