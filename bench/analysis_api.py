@@ -37,7 +37,8 @@ from typing import Any
 import pymysql
 
 from analysis import queries
-from bench.report import Process, free_port, print_table, write_json
+from bench.report import Process, print_table, write_json
+from ops.pipeline import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 MYSQL_HOST = os.environ.get("MYSQL_HOST", "127.0.0.1")

@@ -80,9 +80,7 @@ class Run:
     env: dict[str, str]
 
     def start(self, module: str, **env: str) -> subprocess.Popen[bytes]:
-        return self.pipeline.start(
-            module, stdout=self.logs, stderr=self.logs, **{**self.env, **env}
-        )
+        return self.pipeline.start(module, env=self.env | env, logs=self.logs)
 
 
 Fault = Callable[[Run], None]
@@ -107,8 +105,7 @@ def run_drill(
     with log_file(pipeline) as logs, SimulatorThread(config) as simulator:
         quiet = {"LOG_LEVEL": "WARNING", "COINBASE_WS_URL": simulator.url, **env}
         consumer, producer = (
-            pipeline.start(module, stdout=logs, stderr=logs, **quiet)
-            for module in ("consumer", "producer")
+            pipeline.start(module, env=quiet, logs=logs) for module in ("consumer", "producer")
         )
         run = Run(pipeline, simulator, consumer, producer, logs, size, quiet)
         try:

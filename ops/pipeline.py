@@ -4,7 +4,7 @@ the app user's grants, and the environment that points a producer or consumer at
 One helper for tests (the `pipeline` fixture wraps it), drills and benchmarks:
 
     with throwaway_pipeline("drill") as pipeline:
-        consumer = pipeline.start("consumer", stdout=log, stderr=log)
+        consumer = pipeline.start("consumer", env={"LOG_LEVEL": "WARNING"}, logs=log)
         ...pipeline.keys(), pipeline.dead_letters()...
 """
 
@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -95,9 +96,18 @@ class Services:
 
 
 def create_topic(services: Services, name: str, partitions: int) -> None:
+    """Create the topic and wait until the broker's metadata shows all its partitions
+    (under load it trails the controller, and a service starting then would not see them)."""
     admin = services.admin_client()  # must outlive the future
     futures = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
     futures[name].result(timeout=30)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        topic = admin.list_topics(name, timeout=10).topics.get(name)
+        if topic is not None and topic.error is None and len(topic.partitions) == partitions:
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"topic {name} has not shown {partitions} partitions in 30 s")
 
 
 def create_database(services: Services, name: str) -> None:
@@ -172,17 +182,17 @@ class Pipeline:
         self,
         module: str,
         *args: str,
-        stdout: IO[bytes] | int | None = subprocess.DEVNULL,
-        stderr: IO[bytes] | int | None = None,
-        **env: str,
+        env: Mapping[str, str] | None = None,
+        logs: IO[bytes] | None = None,
     ) -> subprocess.Popen[bytes]:
-        """`python -m <module> <args>` (producer, consumer) against this pipeline."""
+        """`python -m <module> <args>` (producer, consumer) against this pipeline, with `env`
+        on top of its settings; output to `logs` (default: stdout dropped, stderr inherited)."""
         return subprocess.Popen(
             [sys.executable, "-m", module, *args],
             cwd=ROOT,
-            env=python_env(self.env(**env)),
-            stdout=stdout,
-            stderr=stderr,
+            env=python_env(self.env(**(env or {}))),
+            stdout=logs if logs is not None else subprocess.DEVNULL,
+            stderr=logs,
         )
 
     def rows(self, query: str, *args: object) -> list[tuple[Any, ...]]:

@@ -31,7 +31,10 @@ def _products(text: str) -> tuple[str, ...]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m simulator",
-        description="Local Coinbase Exchange WebSocket feed (ticker + heartbeat).",
+        description="Local Coinbase Exchange WebSocket feed (ticker + heartbeat). It "
+        "broadcasts like Coinbase: every connection subscribed to a product gets each of its "
+        "ticks; a connection that is down misses them.",
+        epilog="Exit codes: 0 after SIGINT or SIGTERM, 2 for bad options.",
     )
     add = parser.add_argument
     add("--host", default="127.0.0.1")
