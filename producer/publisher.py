@@ -9,8 +9,7 @@ dropped frame is counted per product and logged, so exactly what was lost is kno
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import threading
 import time
 
 from confluent_kafka import KafkaError, Message
@@ -23,11 +22,6 @@ from shared.logs import get_logger
 from shared.partitions import PartitionMap
 
 log = get_logger(__name__)
-
-# Acknowledgements are served this often while frames are in flight, and idle checks for
-# client errors less often: at live rates every wake-up of the loop costs as much as a tick.
-REPORT_INTERVAL_S = 0.05
-IDLE_REPORT_INTERVAL_S = 0.5
 
 
 class Publisher:
@@ -54,6 +48,9 @@ class Publisher:
             self._producer, settings.kafka_dlq_topic, "producer"
         )
         self._buffer_full_logged_at = 0.0
+        self._stop = threading.Event()
+        self._poller = threading.Thread(target=self._serve_reports, name="delivery", daemon=True)
+        self._poller.start()
 
     def publish(self, frame: bytes, product: str, partition: int, received_ns: int) -> bool:
         """Enqueue one tick without blocking; False (counted, logged) if the buffer is full."""
@@ -88,22 +85,21 @@ class Publisher:
 
     def flush(self, timeout_s: float) -> int:
         """Wait for acknowledgements; returns how many frames are still unacknowledged."""
-        return int(self._producer.flush(timeout_s))
+        remaining = int(self._producer.flush(timeout_s))
+        self._stop.set()
+        self._poller.join(timeout=2)
+        return remaining
 
-    async def serve_reports(self, stop: asyncio.Event) -> None:
-        """Deliver acknowledgements on the event loop until `stop`.
-
-        On the loop rather than a thread of their own: a second Python thread would wake for
-        every report and trade the GIL with the reader, which cost more than the reports.
-        """
-        while not stop.is_set():
-            self._producer.poll(0)
+    def _serve_reports(self) -> None:
+        # A thread blocked in poll() serves each acknowledgement as it arrives, so the
+        # received -> acked histogram is exact. Serving them from the event loop every 50 ms
+        # saved about a tenth of the CPU at 900 ticks/s but skewed that histogram by up to
+        # the interval. The long timeout only bounds idle wake-ups (two a second).
+        while not self._stop.is_set():
+            self._producer.poll(0.5)
             buffered = len(self._producer)
             metrics.BUFFERED.set(buffered)
             metrics.BUFFER_FILL.set(buffered / self.capacity)
-            interval = REPORT_INTERVAL_S if buffered else IDLE_REPORT_INTERVAL_S
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval)
 
     def _delivered(self, error: KafkaError | None, message: Message) -> None:
         if message.topic() != self.topic:
