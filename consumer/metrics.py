@@ -37,3 +37,18 @@ LAG = Gauge("consumer_lag_records", "Records in the partition not yet written", 
 LAST_COMMIT = Gauge(
     "consumer_last_commit_timestamp_seconds", "When the last batch was committed", ["product"]
 )
+OFFSET_COMMITS = Counter(
+    "consumer_offset_commits_total", "Kafka offset commits sent (about one a second)", ["product"]
+)
+PRODUCTS_OWNED = Gauge(
+    "consumer_products_owned", "1 for each product this process writes", ["product"]
+)
+WRITE_PATH = Gauge("consumer_write_path", "1 for the MySQL write path in use", ["path"])
+
+
+def start(product: str) -> None:
+    """Show every per-product series from the start, so /metrics names the owned products."""
+    for family in (ROWS_WRITTEN, DUPLICATES, DEAD_LETTERS, SNAPSHOTS, OFFSET_COMMITS):
+        family.labels(product=product)
+    LAG.labels(product=product)
+    PRODUCTS_OWNED.labels(product=product).set(1)
