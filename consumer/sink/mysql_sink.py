@@ -166,4 +166,3 @@ def show_warnings(connection: BatchConnection) -> str:
         rows = cursor.fetchall()
     notes = [f"{code} {text}" for _level, code, text in rows if code != ER.DUP_ENTRY]
     return "; ".join(notes[:5]) or "warnings other than duplicate keys"
-
