@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import time
 from dataclasses import dataclass, field
 
@@ -16,6 +15,7 @@ from shared.models import SnapshotTicker, TradeTicker, mysql_datetime
 # A ticker is about 450 bytes; anything this big is not one, whatever it parses to.
 MAX_FRAME_BYTES = 64 * 1024
 MAX_RECEIVED_NS = 253402300800 * 1_000_000_000  # year 10000: past what DATETIME holds
+VALIDATE_TRADE = TradeTicker.__pydantic_validator__.validate_json
 Headers = list[tuple[str, str | bytes | None]] | dict[str, str | bytes | None] | None
 
 
@@ -43,22 +43,42 @@ class Batch:
 def decode_batch(
     messages: list[Message], product: str, partition: int, keep_received: bool
 ) -> Batch:
-    """Decode error-free records of `product`'s partition, in offset order."""
+    """Decode error-free records of `product`'s partition, in offset order.
+
+    The common case (a valid trade ticker of the right product) is handled inline, with
+    pydantic-core's validator called directly: it is most of the consumer's CPU per row.
+    Anything else takes `decode`, which says why.
+    """
     batch = Batch()
-    rows, snapshots = batch.rows, 0
+    rows, received, snapshots = batch.rows, batch.received_ns, 0
+    validate = VALIDATE_TRADE
     for message in messages:
         offset: int = message.offset()  # type: ignore[assignment]  # set on every record
+        value = message.value()
         nanoseconds = received_ns(message.headers())
-        outcome = decode(message.value(), nanoseconds, product, partition, offset)
-        if type(outcome) is dict:
-            rows.append(outcome)
-            if keep_received and nanoseconds is not None:
-                batch.received_ns.append(nanoseconds)
-        elif isinstance(outcome, Rejected):
-            batch.rejected.append((message, outcome.reason))
-        else:
-            snapshots += 1
         batch.last_offset = offset
+        if value and len(value) <= MAX_FRAME_BYTES:
+            try:
+                ticker = validate(value)
+            except ValidationError:
+                ticker = None
+            if ticker is not None and ticker.product_id == product:
+                row: Row = ticker.__dict__.copy()  # the validated fields, named as the columns
+                row["time"] = mysql_datetime(ticker.time)
+                row["received_at"] = received_at(nanoseconds)
+                row["kafka_partition"] = partition
+                row["kafka_offset"] = offset
+                rows.append(row)
+                if keep_received and nanoseconds is not None:
+                    received.append(nanoseconds)
+                continue
+        outcome = decode(value, nanoseconds, product, partition, offset)
+        if isinstance(outcome, Rejected):
+            batch.rejected.append((message, outcome.reason))
+        elif isinstance(outcome, Snapshot):
+            snapshots += 1
+        else:  # unreachable: the inline path accepts every row `decode` would
+            rows.append(outcome)
     batch.snapshots = snapshots
     return batch
 
@@ -121,13 +141,21 @@ def received_at(nanoseconds: int | None) -> str | None:
     if nanoseconds is None or not 0 <= nanoseconds < MAX_RECEIVED_NS:
         return None
     seconds, fraction = divmod(nanoseconds, 1_000_000_000)
-    return f"{utc_second(seconds)}.{fraction // 1000:06d}"
+    second = _SECONDS.get(seconds)
+    if second is None:
+        second = utc_second(seconds)
+    return f"{second}.{fraction // 1000:06d}"
 
 
-@functools.lru_cache(maxsize=256)
+_SECONDS: dict[int, str] = {}  # a batch shares a few seconds: cached (kept small)
+
+
 def utc_second(seconds: int) -> str:
-    """`YYYY-MM-DD HH:MM:SS` of a Unix second; cached, since a batch shares a few seconds."""
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds))
+    """`YYYY-MM-DD HH:MM:SS` of a Unix second, remembered for the next records."""
+    if len(_SECONDS) > 4096:
+        _SECONDS.clear()
+    text = _SECONDS[seconds] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds))
+    return text
 
 
 def describe(error: ValidationError) -> str:
