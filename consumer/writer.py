@@ -265,7 +265,7 @@ class PartitionWriter(threading.Thread):
         """
         retrying = Retrying(
             retry=retry_if_exception(is_transient),
-            wait=wait_exponential_jitter(initial=0.1, max=10),
+            wait=wait_exponential_jitter(multiplier=0.1, max=10),
             stop=lambda _state: self.stop.is_set(),
             sleep=self.sleep,
             before_sleep=lambda state: self.note_retry(operation, state.outcome, pause),
