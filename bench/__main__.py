@@ -1,14 +1,12 @@
 """`make bench`: every benchmark against the local real services, one JSON report, one plot.
 
-    .venv/bin/python -m bench [--rows 1000000] [--count 100000] [--latency-seconds 60]
+    .venv/bin/python -m bench [--rows 1000000] [--count 100000] [--live-seconds 30]
                               [--scaling 3,12,48] [--scaling-rows 300000] [--out bench/results]
 
-Runs the producer benchmark (against the transport and Kafka bounds), the consumer backfill
-(against LOAD DATA and one-insert-per-commit), live end-to-end latency at 100 msg/s per
-product, and the backfill again with more products (partitions and threads follow the
-product list) to show how cost grows. Every figure is printed beside its bound from the
-same run. Writes <out>/report.json and, when matplotlib is installed (`make bench`
-installs it), <out>/bench.png.
+The producer (against the transport and Kafka bounds), the consumer backfill (against
+LOAD DATA and one insert per commit), the live cost and latency of the whole pipeline at
+15, 150, 300 and 900 ticks/s, and the backfill with more products. Every figure is printed
+beside its bound from the same run. Writes <out>/report.json and <out>/bench.png.
 """
 
 from __future__ import annotations
@@ -20,27 +18,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import consumer_backfill, live_latency, producer_throughput
+from bench import consumer_backfill, live_cost, producer_throughput
+from bench.plot import draw, live_latency
 from bench.report import print_table, write_json
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(
-        prog="python -m bench",
-        description=__doc__,
+        prog="python -m bench", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    )  # fmt: skip
     parser.add_argument("--rows", type=int, default=1_000_000, help="backfill frames")
     parser.add_argument("--count", type=int, default=100_000, help="producer tickers/product")
-    parser.add_argument("--latency-seconds", type=float, default=60)
+    parser.add_argument("--live-seconds", type=float, default=30, help="per live-cost run")
     parser.add_argument("--scaling", default="3,12,48", help="product counts, comma-separated")
     parser.add_argument("--scaling-rows", type=int, default=300_000)
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
-    return parser.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = parse_args(argv)
+    args = parser.parse_args(argv)
     report: dict[str, Any] = {
         "machine": {
             "cpus": os.cpu_count(),
@@ -48,11 +42,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "python": platform.python_version(),
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
         },
-        "producer": producer_throughput.main(
-            ["--count", str(args.count), "--latency-seconds", "20"]
-        ),
+        "producer": producer_throughput.main(["--count", str(args.count)]),
         "backfill": consumer_backfill.main(["--rows", str(args.rows)]),
-        "live_latency": live_latency.main(["--seconds", str(args.latency_seconds)]),
+        "live_cost": live_cost.main(["--seconds", str(args.live_seconds)]),
         "scaling": {
             products: consumer_backfill.main(
                 ["--rows", str(args.scaling_rows), "--products", products, "--naive-rows", "2000"]
@@ -62,55 +54,36 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     summarize(report)
     write_json(args.out / "report.json", report)
-    try:
-        from bench.plot import draw
-    except ImportError:
-        print("matplotlib is not installed: no plot (make bench installs it)")
-    else:
-        draw(report, args.out / "bench.png")
+    draw(report, args.out / "bench.png")
     print(f"\nreport: {args.out / 'report.json'}")
     return report
 
 
 def summarize(report: dict[str, Any]) -> None:
-    producer, backfill = report["producer"], report["backfill"]
-    live = report["live_latency"]["receive_to_insert_s"]
+    producer, backfill, live = report["producer"], report["backfill"], live_latency(report)
     rows = [
-        (
-            "producer messages/s",
-            f"{producer['producer']['messages_per_s']:,.0f}",
-            f"{producer['ratio_to_transport_bound']:.2f} x transport bound, "
-            f"{producer['ratio_to_kafka_bound']:.2f} x Kafka bound",
-        ),
-        (
-            "producer latency p99 (received -> acked)",
-            f"{producer['latency_s']['p99'] * 1000:.0f} ms",
-            "<= bucket bound",
-        ),
-        (
-            "backfill rows/s",
-            f"{backfill['consumer']['rows_per_s']:,}",
-            f"{backfill['ratios']['consumer_to_load_data']:.2f} x LOAD DATA, "
-            f"{backfill['ratios']['consumer_to_naive']:.0f} x naive",
-        ),
-        (
-            "live end-to-end p50 / p99",
-            f"{live['p50'] * 1000:.0f} / {live['p99'] * 1000:.0f} ms",
-            "receive -> row inserted, every row",
-        ),
-    ]
+        ("producer messages/s", f"{producer['producer']['messages_per_s']:,.0f}",
+         f"{producer['ratio_to_transport_bound']:.2f} x transport bound, "
+         f"{producer['ratio_to_kafka_bound']:.2f} x Kafka bound"),
+        ("producer latency p99 (received -> acked)",
+         f"{producer['latency_s']['p99'] * 1000:.0f} ms", "<= bucket bound"),
+        ("backfill rows/s", f"{backfill['consumer']['rows_per_s']:,}",
+         f"{backfill['ratios']['consumer_to_load_data']:.2f} x LOAD DATA, "
+         f"{backfill['ratios']['consumer_to_naive']:.0f} x naive"),
+        ("live end-to-end p50 / p99", f"{live['p50'] * 1000:.0f} / {live['p99'] * 1000:.0f} ms",
+         "receive -> row inserted, every row, 100 msg/s per product"),
+    ]  # fmt: skip
+    for run in report["live_cost"]["runs"]:
+        cost, broker = run["us_per_tick"], run["cores"]["broker"]
+        rows.append((f"live cost at {run['rate']:g} ticks/s ({run['feed_connections']} conn.)",
+                     f"{cost['producer']:.0f} / {cost['consumer']:.0f} us",
+                     f"CPU per tick, producer / consumer; broker {broker:.3f} cores"))  # fmt: skip
     for products, result in report["scaling"].items():
-        rows.append(
-            (
-                f"backfill with {products} products, rows/s",
-                f"{result['consumer']['rows_per_s']:,}",
-                f"{result['ratios']['consumer_to_load_data']:.2f} x LOAD DATA",
-            )
-        )
+        rows.append((f"backfill with {products} products, rows/s",
+                     f"{result['consumer']['rows_per_s']:,}",
+                     f"{result['ratios']['consumer_to_load_data']:.2f} x LOAD DATA"))  # fmt: skip
     width = max(len(name) for name, _, _ in rows)
-    print_table(
-        "summary", [(name.ljust(width), f"{value:>12}   {bound}") for name, value, bound in rows]
-    )
+    print_table("summary", [(n.ljust(width), f"{v:>12}   {b}") for n, v, b in rows])
 
 
 if __name__ == "__main__":

@@ -2,245 +2,120 @@
 
     .venv/bin/python -m bench.producer_throughput --count 100000 [--json out.json]
 
-Measured, each on the same simulator stream (seeded, rate unlimited):
-- transport bound: a bare websockets client reads the stream and discards it;
-- Kafka bound: confluent-kafka produces the same bytes from a list (same settings as
-  the producer: idempotent, acks=all, lz4);
-- the producer: `python -m producer` from first frame to the last one in Kafka;
-  CPU seconds per 100k messages and peak resident memory from /proc;
-- live-like latency: 100 msg/s per product, frame received -> delivery report, p50/p99
-  from the producer's own histogram (upper bucket bounds).
-Ratios to the bounds matter more than absolute numbers on these noisy machines.
+On the same seeded, unpaced simulator stream: the transport bound (a bare websockets
+client reads and discards), the Kafka bound (confluent-kafka produces the same bytes from
+a list, with the producer's settings), and `python -m producer` from first frame to last
+in Kafka, with CPU per 100k messages and peak memory; then frame received -> delivery
+report p50/p99 at 100 msg/s per product from the producer's histogram (bucket bounds).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import subprocess
-import sys
 import time
-import urllib.request
-import uuid
 from pathlib import Path
 from typing import Any
 
 import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
 from websockets.asyncio.client import connect
 
-from bench.report import Process, free_port, print_table, write_json
-
-ROOT = Path(__file__).resolve().parent.parent
-PRODUCTS = ("ETH-BTC", "BTC-USD", "BTC-EUR")
-BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092")
-
-
-def start_simulator(rate: float, count: int | None) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "simulator",
-        "--port",
-        str(port),
-        "--seed",
-        "1",
-        "--rate",
-        str(rate),
-        "--products",
-        ",".join(PRODUCTS),
-        "--log-level",
-        "WARNING",
-    ]
-    if count is not None:
-        command += ["--count", str(count)]
-    process = subprocess.Popen(command, cwd=ROOT)
-    url = f"ws://127.0.0.1:{port}"
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}", timeout=0.5)
-        except OSError as exc:  # an HTTP error means the server is listening
-            if getattr(exc, "code", None) is not None:
-                return process, url
-            time.sleep(0.1)
-    return process, url
+from bench.report import (
+    Process,
+    histogram_quantiles,
+    metrics_text,
+    print_table,
+    start_simulator,
+    write_json,
+)
+from ops.pipeline import PRODUCTS, Pipeline, free_port, throwaway_pipeline
 
 
 async def read_stream(url: str, expected: int) -> tuple[float, list[bytes]]:
     """The transport bound: read `expected` ticker frames, keep them, do nothing else."""
     frames: list[bytes] = []
+    started = 0.0
     async with connect(url, max_size=2**20) as websocket:
-        await websocket.send(
-            orjson.dumps(
-                {
-                    "type": "subscribe",
-                    "product_ids": list(PRODUCTS),
-                    "channels": ["ticker", "heartbeat"],
-                }
-            )
-        )
-        started = 0.0
+        subscribe = {"type": "subscribe", "product_ids": PRODUCTS, "channels": ["ticker"]}
+        await websocket.send(orjson.dumps(subscribe))
         while len(frames) < expected:
             frame = await websocket.recv(decode=False)
             if b'"type":"ticker"' in frame[:20]:
-                if not frames:
-                    started = time.perf_counter()
+                started = started or time.perf_counter()
                 frames.append(frame)
-        return time.perf_counter() - started, frames
+    return time.perf_counter() - started, frames
 
 
-def kafka_bound(frames: list[bytes], topic: str) -> float:
-    producer = Producer(
-        {
-            "bootstrap.servers": BOOTSTRAP,
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 5,
-            "compression.type": "lz4",
-            "queue.buffering.max.messages": 1_000_000,
-        }
-    )
+def kafka_bound(pipeline: Pipeline, frames: list[bytes]) -> float:
+    """The same frames produced from a list, with the producer's settings, into a topic the
+    producer run does not use (the pipeline's dead-letter topic)."""
+    config = {"enable.idempotence": True, "acks": "all", "linger.ms": 5,
+              "compression.type": "lz4", "queue.buffering.max.messages": 1_000_000}  # fmt: skip
+    producer = Producer({"bootstrap.servers": pipeline.services.bootstrap, **config})
     started = time.perf_counter()
     for number, frame in enumerate(frames):
-        producer.produce(
-            topic,
-            frame,
-            key=PRODUCTS[number % 3],
-            partition=number % 3,
-            headers=[("received_ns", str(time.time_ns())), ("source", "bench")],
-        )
+        part = number % len(PRODUCTS)
+        stamp = str(time.time_ns())
+        producer.produce(pipeline.dlq_topic, frame, PRODUCTS[part], part,
+                         headers={"received_ns": stamp, "source": "bench"})  # fmt: skip
         if number % 10_000 == 0:
             producer.poll(0)
     producer.flush(120)
     return time.perf_counter() - started
 
 
-def create_topics(*names: str) -> None:
-    admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
-    futures = admin.create_topics(
-        [NewTopic(name, num_partitions=3, replication_factor=1) for name in names]
-    )
-    for future in futures.values():
-        future.result(30)
-
-
-def delete_topics(*names: str) -> None:
-    admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
-    for future in admin.delete_topics(list(names)).values():
-        future.result(30)
-
-
-def end_offsets(consumer: Consumer, topic: str) -> int:
-    return sum(
-        consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(3)
-    )
-
-
-def first_timestamp_s(consumer: Consumer, topic: str) -> float:
-    """CreateTime of the earliest record over the partitions (set at produce())."""
+def first_timestamp_s(pipeline: Pipeline, reader: Consumer) -> float:
+    """CreateTime of the earliest record in the topic (set at produce())."""
     stamps = []
-    for partition in range(3):
-        consumer.assign([TopicPartition(topic, partition, 0)])
-        message = consumer.poll(10)
+    for partition in range(len(PRODUCTS)):
+        reader.assign([TopicPartition(pipeline.topic, partition, 0)])
+        message = reader.poll(10)
         if message is not None and message.error() is None:
             stamps.append(message.timestamp()[1] / 1000)
-    return min(stamps)
+    return min(stamps, default=0.0)
 
 
-def producer_env(url: str, topic: str, metrics_port: int = 0) -> dict[str, str]:
-    return {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "COINBASE_WS_URL": url,
-        "KAFKA_TOPIC": topic,
-        "KAFKA_DLQ_TOPIC": topic + ".dlq",
-        "PRODUCTS": ",".join(PRODUCTS),
-        "KAFKA_BOOTSTRAP_SERVERS": BOOTSTRAP,
-        "LOG_FORMAT": "json",
-        "LOG_LEVEL": "WARNING",
-        "PRODUCER_METRICS_PORT": str(metrics_port),
-        "PRODUCER_BUFFER_MESSAGES": "1000000",
-    }
-
-
-def run_producer(count: int, topic: str) -> dict[str, float]:
+def run_producer(pipeline: Pipeline, count: int) -> dict[str, float]:
     """The producer through the whole stream: rate, CPU per 100k, peak RSS."""
     simulator, url = start_simulator(rate=0, count=count)
-    expected = 3 * (count + 1)  # + one snapshot per product
-    consumer = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": "bench"})
-    process = subprocess.Popen(
-        [sys.executable, "-m", "producer"], cwd=ROOT, env=producer_env(url, topic)
-    )
+    expected = len(PRODUCTS) * (count + 1)  # + one snapshot per product
+    reader = Consumer({"bootstrap.servers": pipeline.services.bootstrap, "group.id": "bench"})
+    env = {"COINBASE_WS_URL": url, "LOG_LEVEL": "WARNING", "FEED_CONNECTIONS": "1",
+           "PRODUCER_BUFFER_MESSAGES": "1000000"}  # fmt: skip
+    process = pipeline.start("producer", env=env)
     watched = Process(process.pid)
+    partitions = [TopicPartition(pipeline.topic, p) for p in range(len(PRODUCTS))]
     try:
         deadline = time.monotonic() + 600
-        while end_offsets(consumer, topic) < expected and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            if sum(reader.get_watermark_offsets(tp, 10)[1] for tp in partitions) >= expected:
+                break
             time.sleep(0.05)
-        finished = time.time()
-        cpu = watched.cpu_seconds()
-        rss = watched.peak_rss_mb()
-        started = first_timestamp_s(consumer, topic)
+        finished, cpu, rss = time.time(), watched.cpu_seconds(), watched.peak_rss_mb()
+        started = first_timestamp_s(pipeline, reader)
     finally:
-        process.terminate()
-        process.wait(30)
-        simulator.terminate()
-        simulator.wait(10)
-        consumer.close()
+        for running in (process, simulator):
+            running.terminate()
+            running.wait(30)
+        reader.close()
     seconds = finished - started
-    return {
-        "messages": expected,
-        "seconds": seconds,
-        "messages_per_s": expected / seconds,
-        "cpu_s_per_100k": cpu / expected * 100_000,
-        "peak_rss_mb": rss,
-    }
+    return {"messages": expected, "seconds": seconds, "messages_per_s": expected / seconds,
+            "cpu_s_per_100k": cpu / expected * 100_000, "peak_rss_mb": rss}  # fmt: skip
 
 
-def bucket_counts(metrics_text: str, name: str) -> list[tuple[float, float]]:
-    """(upper bound, cumulative count) of a Prometheus histogram, summed over its labels."""
-    counts: dict[float, float] = {}
-    for line in metrics_text.splitlines():
-        if line.startswith(f"{name}_bucket"):
-            bound_text = line.split('le="')[1].split('"')[0]
-            bound = float("inf") if bound_text == "+Inf" else float(bound_text)
-            counts[bound] = counts.get(bound, 0.0) + float(line.rsplit(" ", 1)[1])
-    return sorted(counts.items())
-
-
-def histogram_quantiles(
-    metrics_text: str, name: str, quantiles: tuple[float, ...], baseline_text: str = ""
-) -> dict[str, float]:
-    """Upper bucket bounds holding each quantile, of what was observed since the baseline."""
-    before = dict(bucket_counts(baseline_text, name))
-    buckets = [
-        (bound, count - before.get(bound, 0.0))
-        for bound, count in bucket_counts(metrics_text, name)
-    ]
-    total = buckets[-1][1]
-    found = {f"p{round(q * 100)}": next(b for b, c in buckets if c >= q * total) for q in quantiles}
-    found["samples"] = total
-    return found
-
-
-def live_latency(seconds: float, topic: str) -> dict[str, float]:
+def delivery_latency(pipeline: Pipeline, seconds: float) -> dict[str, float]:
     simulator, url = start_simulator(rate=100, count=None)
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "producer"], cwd=ROOT, env=producer_env(url, topic, port)
-    )
+    env = {"COINBASE_WS_URL": url, "LOG_LEVEL": "WARNING", "PRODUCER_METRICS_PORT": str(port)}
+    process = pipeline.start("producer", env=env)
     try:
         time.sleep(seconds)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-            text = response.read().decode()
+        text = metrics_text(port)
     finally:
-        process.terminate()
-        process.wait(30)
-        simulator.terminate()
-        simulator.wait(10)
+        for running in (process, simulator):
+            running.terminate()
+            running.wait(30)
     return histogram_quantiles(text, "producer_delivery_seconds", (0.5, 0.99))
 
 
@@ -252,54 +127,40 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--latency-seconds", type=float, default=20)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-
-    suffix = uuid.uuid4().hex[:8]
-    bound_topic, producer_topic, latency_topic = (
-        f"bench.{kind}.{suffix}" for kind in ("bound", "producer", "latency")
-    )
-    create_topics(
-        bound_topic, producer_topic, latency_topic, producer_topic + ".dlq", latency_topic + ".dlq"
-    )
-    try:
+    with throwaway_pipeline("bench") as pipeline:
         simulator, url = start_simulator(rate=0, count=args.count)
         try:
-            transport_s, frames = asyncio.run(read_stream(url, 3 * args.count))
+            transport_s, frames = asyncio.run(read_stream(url, len(PRODUCTS) * args.count))
         finally:
             simulator.terminate()
             simulator.wait(10)
-        kafka_s = kafka_bound(frames, bound_topic)
-        producer = run_producer(args.count, producer_topic)
-        latency = live_latency(args.latency_seconds, latency_topic)
-    finally:
-        delete_topics(
-            bound_topic,
-            producer_topic,
-            latency_topic,
-            producer_topic + ".dlq",
-            latency_topic + ".dlq",
-        )
-    transport_rate = len(frames) / transport_s
-    kafka_rate = len(frames) / kafka_s
+        kafka_s = kafka_bound(pipeline, frames)
+        producer = run_producer(pipeline, args.count)
+    with throwaway_pipeline("bench") as pipeline:
+        latency = delivery_latency(pipeline, args.latency_seconds)
+    transport, kafka = len(frames) / transport_s, len(frames) / kafka_s
     result: dict[str, Any] = {
         "producer": producer,
-        "transport_bound_messages_per_s": transport_rate,
-        "kafka_bound_messages_per_s": kafka_rate,
-        "ratio_to_transport_bound": producer["messages_per_s"] / transport_rate,
-        "ratio_to_kafka_bound": producer["messages_per_s"] / kafka_rate,
+        "transport_bound_messages_per_s": transport,
+        "kafka_bound_messages_per_s": kafka,
+        "ratio_to_transport_bound": producer["messages_per_s"] / transport,
+        "ratio_to_kafka_bound": producer["messages_per_s"] / kafka,
         "latency_s": latency,
     }
     print_table(
         "producer: simulator -> producer -> Kafka",
         [
             ("producer messages/s", f"{producer['messages_per_s']:,.0f}"),
-            ("transport bound messages/s (bare websockets reader)", f"{transport_rate:,.0f}"),
-            ("Kafka bound messages/s (confluent-kafka from a list)", f"{kafka_rate:,.0f}"),
-            ("ratio to transport bound", f"{result['ratio_to_transport_bound']:.2f}"),
-            ("ratio to Kafka bound", f"{result['ratio_to_kafka_bound']:.2f}"),
+            ("transport bound messages/s (bare websockets reader)", f"{transport:,.0f}"),
+            ("Kafka bound messages/s (confluent-kafka from a list)", f"{kafka:,.0f}"),
+            (
+                "ratio to transport bound / to Kafka bound",
+                f"{result['ratio_to_transport_bound']:.2f} / {result['ratio_to_kafka_bound']:.2f}",
+            ),
             ("CPU seconds per 100k messages", f"{producer['cpu_s_per_100k']:.2f}"),
             ("peak resident memory MB", f"{producer['peak_rss_mb']:.0f}"),
             (
-                "latency p50 / p99 at 100 msg/s/product (<= bucket)",
+                "received -> acked p50 / p99 at 100 msg/s/product (<= bucket)",
                 f"{latency['p50'] * 1000:.0f} ms / {latency['p99'] * 1000:.0f} ms",
             ),
         ],

@@ -1,27 +1,36 @@
-"""What every benchmark shares: reading a process's CPU and memory, printing, saving."""
+"""What every benchmark shares: process CPU and memory, the simulator, metrics, printing, saving."""
 
 from __future__ import annotations
 
-import os
-import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+from ops import services
+from ops.pipeline import PRODUCTS, ROOT, free_port
 
 
 class Process:
-    """CPU time and peak resident memory of a running process, from /proc."""
+    """CPU time and memory of a running process (psutil; peak RSS from /proc)."""
 
     def __init__(self, pid: int) -> None:
+        # psutil comes with the bench extra only; `make drill` uses this module without it.
+        import psutil
+
         self.pid = pid
+        self._process = psutil.Process(pid)
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(") ", 1)[1].split()
-        user, system = int(fields[11]), int(fields[12])  # utime, stime
-        return (user + system) / CLOCK_TICKS
+        times = self._process.cpu_times()
+        return float(times.user + times.system)
+
+    def rss_mb(self) -> float:
+        return float(self._process.memory_info().rss) / 2**20
 
     def peak_rss_mb(self) -> float:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
@@ -30,10 +39,87 @@ class Process:
         return 0.0
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def service_pid(name: str) -> int:
+    """PID of the local broker ("kafka") or database ("mariadb") that ops/services.py runs."""
+    folder, marker = {
+        "kafka": (services.KAFKA_DIR, services.KAFKA_MARKER),
+        "mariadb": (services.MARIADB_DIR, services.MARIADB_MARKER),
+    }[name]
+    pid = services.running_pid(folder / "pid", marker)
+    if pid is None:
+        raise SystemExit(f"{name} was not started by ops/services.py here: no PID to measure")
+    return pid
+
+
+def start_simulator(rate: float, count: int | None) -> tuple[subprocess.Popen[bytes], str]:
+    """`python -m simulator` (its own process, so it does not share this one's GIL)."""
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "simulator",
+        "--port",
+        str(port),
+        "--seed",
+        "1",
+        "--rate",
+        str(rate),
+        "--products",
+        ",".join(PRODUCTS),
+        "--log-level",
+        "WARNING",
+    ]
+    if count is not None:
+        command += ["--count", str(count)]
+    process = subprocess.Popen(command, cwd=ROOT)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}", timeout=0.5)
+        except OSError as exc:  # an HTTP error answer means the server is listening
+            if getattr(exc, "code", None) is not None:
+                break
+            time.sleep(0.1)
+    return process, f"ws://127.0.0.1:{port}"
+
+
+def metrics_text(port: int, timeout_s: float = 30) -> str:
+    """A service's /metrics page, waiting for its server to answer."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as page:
+                return str(page.read().decode())
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def histogram_quantiles(
+    text: str, name: str, quantiles: tuple[float, ...], baseline: str = ""
+) -> dict[str, float]:
+    """Upper bucket bounds holding each quantile of a Prometheus histogram (summed over its
+    labels), of what was observed since `baseline`."""
+
+    def buckets(page: str) -> dict[float, float]:
+        counts: dict[float, float] = {}
+        for line in page.splitlines():
+            if line.startswith(f"{name}_bucket"):
+                bound = float(line.split('le="')[1].split('"')[0])  # "+Inf" parses as inf
+                counts[bound] = counts.get(bound, 0.0) + float(line.rsplit(" ", 1)[1])
+        return counts
+
+    before = buckets(baseline)
+    found = sorted((b, c - before.get(b, 0.0)) for b, c in buckets(text).items())
+    total = found[-1][1]
+    result = {f"p{round(q * 100)}": next(b for b, c in found if c >= q * total) for q in quantiles}
+    return result | {"samples": total}
+
+
+def percentiles(values: list[float], wanted: tuple[int, ...] = (50, 95, 99)) -> dict[str, float]:
+    ordered = sorted(values) or [float("nan")]
+    return {f"p{p}": ordered[min(len(ordered) - 1, len(ordered) * p // 100)] for p in wanted}
 
 
 def print_table(title: str, rows: list[tuple[str, str]]) -> None:

@@ -12,7 +12,7 @@ from consumer import backfill, service
 from consumer.preflight import PreflightError, choose_write_path
 from consumer.settings import ConsumerSettings
 from shared.logs import configure_logging
-from shared.settings import load
+from shared.settings import describe, load
 from shared.topics import TopicError, ensure_all
 
 EXIT_CODES = """exit codes:
@@ -21,23 +21,8 @@ EXIT_CODES = """exit codes:
   2  cannot start: a setting, the table, the topic or MYSQL_BULK_LOAD=on refused"""
 
 
-def settings_help() -> str:
-    """Every environment variable the consumer reads, with its default."""
-    lines = ["settings (environment variables, or a .env file):"]
-    for name, info in ConsumerSettings.model_fields.items():
-        default = info.get_default(call_default_factory=True)
-        if name == "consumer_products":
-            shown = "all of PRODUCTS"
-        elif isinstance(default, tuple):
-            shown = ",".join(default)
-        else:
-            shown = "unset" if default in (None, "") else str(default)
-        lines.append(f"  {name.upper():<28} {shown}")
-    return "\n".join(lines)
-
-
 def parser() -> argparse.ArgumentParser:
-    epilog = f"{settings_help()}\n\n{EXIT_CODES}"
+    epilog = f"{describe(ConsumerSettings)}\n\n{EXIT_CODES}"
     formatter = argparse.RawDescriptionHelpFormatter
     top = argparse.ArgumentParser(
         prog="python -m consumer",

@@ -115,7 +115,11 @@ def run(settings: ConsumerSettings, path: WritePath) -> int:
     writers = [new_writer(settings, product, stop, path) for product in settings.owned_products]
     for writer in writers:
         metrics.start(writer.product)
-    serve(settings.consumer_metrics_port, lambda: health(writers, path))
+    serve(
+        settings.consumer_metrics_port,
+        lambda: health(writers, path),
+        setting="CONSUMER_METRICS_PORT",
+    )
     log.info(
         "consumer starting",
         products=settings.owned_products,

@@ -1,9 +1,14 @@
-"""The WebSocket side: connect, subscribe, read, watch, reconnect.
+"""The WebSocket side: connect, subscribe, read, watch, reconnect; N connections hot-hot.
 
-One connection. Any close (1000, 1001, 1006, 1011, ...), an `error` frame, or no frame for
-`feed_stale_after_s` (heartbeats arrive every second) ends the session; the next connect
-waits an exponential, jittered, capped backoff, and attempts are spaced so connects stay
-well under Coinbase's per-IP limit. Every (re)connect subscribes afresh, freshly signed.
+`FEED_CONNECTIONS` independent sessions read the same feed at once, each with its own
+subscribe, watchdog and backoff; every frame of every connection goes to one handler, which
+publishes the first arrival of each tick. When one connection drops or stalls the others
+keep the stream going, so a reconnect leaves no gap (Coinbase has no replay; it recommends
+a second connection as failover). Any close (1000, 1001, 1006, 1011, ...), an `error`
+frame, or no frame for `feed_stale_after_s` (heartbeats arrive every second) ends a
+session; the next connect waits an exponential, jittered, capped backoff. Connects of all
+connections share one pacer, so they start apart and stay well under Coinbase's per-IP
+limit. Every (re)connect subscribes afresh, freshly signed.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import contextlib
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
@@ -21,25 +26,59 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from producer import metrics
 from producer.auth import signed_fields
+from producer.settings import ProducerSettings
 from shared.logs import get_logger
-from shared.settings import ProducerSettings
 
 log = get_logger(__name__)
 
-MIN_CONNECT_SPACING_S = 0.5  # at most 2 connects a second, far below 8/s per IP
+# All connections together: at most 2 connects a second, far below Coinbase's 8/s per IP.
+MIN_CONNECT_SPACING_S = 0.5
 
-# Called with (frame, received_ns); returns False to end the session (an `error` frame).
-FrameHandler = Callable[[bytes, int], bool]
+# Called with (frame, received_ns, connection label); returns False to end that session.
+OnFrame = Callable[[bytes, int, str], bool]
+
+
+@dataclass
+class ConnectionState:
+    """What health and tests read about one connection."""
+
+    label: str  # "0", "1", ...: the metrics label
+    connected: bool = False
+    connects: int = 0
+    last_frame_at: float = 0.0  # monotonic
 
 
 @dataclass
 class FeedState:
-    """What health and tests read about the feed."""
+    """All connections, and how often every one of them was down at once."""
 
-    connected: bool = False
-    connects: int = 0
-    last_frame_at: float = 0.0  # monotonic
-    last_disconnect_at: float | None = None
+    connections: list[ConnectionState] = field(default_factory=list)
+    outages: int = 0  # times the last live connection went down: ticks may be missing
+
+    @property
+    def connected(self) -> int:
+        return sum(state.connected for state in self.connections)
+
+    def went_down(self, state: ConnectionState) -> None:
+        if state.connected:
+            state.connected = False
+            metrics.CONNECTION_UP.labels(connection=state.label).set(0)
+            if not self.connected:
+                self.outages += 1
+
+
+class ConnectPacer:
+    """Spaces the connects of every connection by MIN_CONNECT_SPACING_S (one event loop)."""
+
+    def __init__(self) -> None:
+        self._next_at = 0.0
+
+    def reserve(self) -> float:
+        """Take the next free slot; returns how long to wait for it."""
+        now = time.monotonic()
+        slot = max(now, self._next_at)
+        self._next_at = slot + MIN_CONNECT_SPACING_S
+        return slot - now
 
 
 class Backoff:
@@ -77,27 +116,60 @@ def subscribe_message(settings: ProducerSettings) -> bytes:
 
 
 class Feed:
-    """Runs sessions until `stop` is set; hands every frame to `handle` as it arrives."""
+    """Runs every connection until `stop` is set; hands every frame to `on_frame`."""
 
-    def __init__(self, settings: ProducerSettings, handle: FrameHandler, state: FeedState) -> None:
-        self.settings = settings
-        self.handle = handle
-        self.state = state
+    def __init__(self, settings: ProducerSettings, on_frame: OnFrame, state: FeedState) -> None:
         self.stop = asyncio.Event()
+        self.state = state
+        pacer = ConnectPacer()
+        self.connections = [
+            Connection(settings, on_frame, self.state, pacer, self.stop, str(index))
+            for index in range(settings.feed_connections)
+        ]
+
+    async def run(self) -> None:
+        await asyncio.gather(*(connection.run() for connection in self.connections))
+
+
+class Connection:
+    """One WebSocket session after another, until `stop` is set."""
+
+    def __init__(
+        self,
+        settings: ProducerSettings,
+        on_frame: OnFrame,
+        feed: FeedState,
+        pacer: ConnectPacer,
+        stop: asyncio.Event,
+        label: str,
+    ) -> None:
+        self.settings = settings
+        self.on_frame = on_frame
+        self.feed = feed
+        self.state = ConnectionState(label)
+        feed.connections.append(self.state)
+        self.pacer = pacer
+        self.stop = stop
         self._backoff = Backoff(settings.reconnect_min_s, settings.reconnect_max_s)
-        self._last_connect_at = 0.0
 
     async def run(self) -> None:
         while not self.stop.is_set():
-            await self._space_connects()
-            cause = await self._session()
-            self.state.connected = False
-            self.state.last_disconnect_at = time.monotonic()
+            await self._sleep(self.pacer.reserve())
             if self.stop.is_set():
                 break
-            metrics.RECONNECTS.labels(cause=cause).inc()
+            cause = await self._session()
+            self.feed.went_down(self.state)
+            if self.stop.is_set():
+                break
+            metrics.RECONNECTS.labels(connection=self.state.label, cause=cause).inc()
             delay = self._backoff.next_delay()
-            log.warning("feed disconnected; reconnecting", cause=cause, in_s=round(delay, 3))
+            log.warning(
+                "feed disconnected; reconnecting",
+                connection=self.state.label,
+                cause=cause,
+                in_s=round(delay, 3),
+                live_connections=self.feed.connected,
+            )
             await self._sleep(delay)
 
     async def _session(self) -> str:
@@ -115,8 +187,10 @@ class Feed:
                 self.state.connected = True
                 self.state.connects += 1
                 self.state.last_frame_at = time.monotonic()
+                metrics.CONNECTION_UP.labels(connection=self.state.label).set(1)
                 log.info(
                     "feed connected; subscribed",
+                    connection=self.state.label,
                     url=self.settings.coinbase_ws_url,
                     products=self.settings.products,
                 )
@@ -124,26 +198,27 @@ class Feed:
         except ConnectionClosed as exc:
             code = exc.rcvd.code if exc.rcvd else 1006
             reason = exc.rcvd.reason if exc.rcvd else "no close frame"
-            log.warning("feed closed", code=code, reason=reason)
+            log.warning("feed closed", connection=self.state.label, code=code, reason=reason)
             return f"close_{code}"
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
-            log.warning("feed connect failed", error=repr(exc))
+            log.warning("feed connect failed", connection=self.state.label, error=repr(exc))
             return "connect_failed"
 
     async def _read(self, websocket: ClientConnection) -> str:
         watchdog = asyncio.create_task(self._watch(websocket))
         stopper = asyncio.create_task(self._close_on_stop(websocket))
         answered = False
+        on_frame, state, label = self.on_frame, self.state, self.state.label
         try:
             while True:
                 frame = await websocket.recv(decode=False)
-                self.state.last_frame_at = time.monotonic()
-                if not self.handle(frame, time.time_ns()):
+                state.last_frame_at = time.monotonic()
+                if not on_frame(frame, time.time_ns(), label):
                     await websocket.close(1000, "error frame received")
                     return "error_frame"
                 if not answered:
                     # The feed took the subscription: the next reconnect starts from the
-                    # shortest wait again (connects stay spaced by MIN_CONNECT_SPACING_S).
+                    # shortest wait again (connects stay spaced by the pacer).
                     answered = True
                     self._backoff.reset()
         except ConnectionClosed:
@@ -163,7 +238,11 @@ class Feed:
             await asyncio.sleep(min(1.0, stale_after / 4))
             silent_for = time.monotonic() - self.state.last_frame_at
             if silent_for > stale_after:
-                log.warning("feed stale; dropping connection", silent_s=round(silent_for, 1))
+                log.warning(
+                    "feed stale; dropping connection",
+                    connection=self.state.label,
+                    silent_s=round(silent_for, 1),
+                )
                 websocket.transport.abort()  # don't wait for a closing handshake that won't come
                 return
 
@@ -171,12 +250,8 @@ class Feed:
         await self.stop.wait()
         await websocket.close(1000, "shutting down")
 
-    async def _space_connects(self) -> None:
-        wait = self._last_connect_at + MIN_CONNECT_SPACING_S - time.monotonic()
-        if wait > 0:
-            await self._sleep(wait)
-        self._last_connect_at = time.monotonic()
-
     async def _sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stop.wait(), timeout=seconds)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from shared.tally import Tally
+from producer.tally import Tally
 
 FRAMES = Tally("producer_frames_received", "WebSocket frames received, by type", "type")
-TICKS_IN = Tally("producer_ticks_received", "Ticker frames received", "product")
+TICKS_IN = Tally("producer_ticks_received", "Ticks received (first arrival of each)", "product")
 TICKS_ENQUEUED = Tally("producer_ticks_enqueued", "Ticker frames handed to Kafka", "product")
 TICKS_OUT = Tally("producer_ticks_published", "Ticker frames acknowledged by Kafka", "product")
 DELIVERY_FAILURES = Tally(
@@ -18,14 +18,34 @@ DROPPED_BUFFER_FULL = Tally(
 )
 TRADE_GAPS = Tally("producer_trade_id_gaps", "Tickers after skipped trade ids", "product")
 MISSED_TRADES = Tally("producer_missed_trade_ids", "Trade ids skipped between tickers", "product")
-DROPPED_SEQUENCE = Counter(
-    "producer_dropped_total", "Repeated or out-of-order tickers dropped", ["product", "reason"]
+TICKS_REPEATED = Tally(
+    "producer_ticks_repeated", "Tickers skipped as exact repeats of a published one", "product"
+)
+SEQUENCE_ANOMALIES = Counter(
+    "producer_sequence_anomalies_total",
+    "Tickers published with a sequence out of order or far from the previous one",
+    ["product", "kind"],
 )
 RECONNECT_GAPS = Counter(
-    "producer_reconnect_gaps_total", "Reconnect windows in which ticks may be lost", ["product"]
+    "producer_reconnect_gaps_total",
+    "Windows with no live connection, in which ticks may be lost",
+    ["product"],
 )
 DEAD_LETTERS = Counter("producer_dead_letters_total", "Frames sent to the dead-letter topic")
-RECONNECTS = Counter("producer_reconnects_total", "Feed reconnects, by cause", ["cause"])
+RECONNECTS = Counter(
+    "producer_reconnects_total", "Feed reconnects, by connection and cause", ["connection", "cause"]
+)
+CONNECTION_UP = Gauge(
+    "producer_connection_up", "1 while the connection is subscribed", ["connection"]
+)
+CONNECTION_FRAMES = Tally(
+    "producer_connection_frames", "WebSocket frames received, by connection", "connection"
+)
+CONNECTION_FIRST = Tally(
+    "producer_connection_first_ticks",
+    "Tickers this connection delivered first (published from it)",
+    "connection",
+)
 BUFFERED = Gauge("producer_buffer_messages", "Frames waiting for Kafka acknowledgement")
 BUFFER_FILL = Gauge("producer_buffer_fill_ratio", "Share of the bounded buffer in use")
 DELIVERY_SECONDS = Histogram(

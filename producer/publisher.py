@@ -15,11 +15,11 @@ import time
 from confluent_kafka import KafkaError, Message
 
 from producer import metrics
+from producer.settings import ProducerSettings
 from shared.dead_letters import DeadLetterPublisher
 from shared.kafka_clients import HEADER_RECEIVED_NS, HEADER_SOURCE, reliable_producer
 from shared.logs import get_logger
 from shared.partitions import PartitionMap
-from shared.settings import ProducerSettings
 
 log = get_logger(__name__)
 

@@ -6,6 +6,7 @@ the consumer validates the rest. Pure functions and a small per-product state.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 import orjson
@@ -85,39 +86,98 @@ def route(frame: bytes, partitions: PartitionMap) -> Route:
 
 @dataclass(slots=True)
 class Verdict:
-    """What the sequence watch says about one tick."""
+    """What the sequence ledger says about one tick. Every tick is published but repeats."""
 
-    publish: bool
-    drop_reason: str | None = None  # "duplicate" or "out_of_order" when not published
+    publish: bool  # False only for an exact repeat of a (product, sequence) already published
+    anomaly: str | None = None  # "out_of_order", "backward_jump" or "forward_jump"
+    previous_sequence: int | None = None  # the sequence the anomaly is measured against
     trade_gap: int = 0  # trade ids skipped just before this tick
 
 
 PUBLISH = Verdict(True)
+REPEAT = Verdict(False)
+
+# Sequences count every order event of a product, so consecutive tickers skip thousands of
+# numbers in a busy second. A move of more than this is a jump (a reset after exchange
+# maintenance, or a stray frame), not a late arrival.
+SEQUENCE_JUMP = 10_000_000
+
+# How many recent sequences per product are remembered to recognise an exact repeat: far
+# more than two live connections ever drift apart (seconds), a few MB per product.
+REMEMBERED_SEQUENCES = 100_000
+
+
+class RecentSequences:
+    """A bounded set: the last `capacity` sequences added, oldest forgotten first."""
+
+    __slots__ = ("_members", "_order", "capacity")
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._members: set[int] = set()
+        self._order: deque[int] = deque()
+
+    def add(self, sequence: int) -> bool:
+        """Remember `sequence`; False if it was already remembered."""
+        if sequence in self._members:
+            return False
+        self._members.add(sequence)
+        self._order.append(sequence)
+        if len(self._order) > self.capacity:
+            self._members.discard(self._order.popleft())
+        return True
+
+    def __len__(self) -> int:
+        return len(self._members)
 
 
 class SequenceWatch:
-    """Per product: drop repeated/out-of-order ticks, count trade-id jumps.
+    """Per product: skip exact repeats, classify sequence anomalies, count trade-id jumps.
 
-    On the ticker channel `sequence` only increases (consecutive tickers skip the numbers
-    of other events, so +1 can't be checked); `trade_id` + 1 is the next trade, and a jump
-    means trades that were not reported as tickers (bursts batch) or were missed.
+    Coinbase may deliver tickers out of order and sequences may reset, so a sequence below
+    the previous one is a real, late (or renumbered) trade: it is published and counted,
+    never dropped. Only a (product, sequence) already published is skipped: with several
+    connections every tick arrives once per connection, and the first arrival wins.
+    `trade_id` + 1 is the next trade; a jump means trades that were batched into one ticker
+    or missed.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, remembered: int = REMEMBERED_SEQUENCES) -> None:
+        self.remembered = remembered
+        self.recent: dict[str, RecentSequences] = {}
         self.last_sequence: dict[str, int] = {}
         self.last_trade_id: dict[str, int] = {}
 
     def check(self, tick: Tick) -> Verdict:
+        anomaly, previous = None, None
         if tick.sequence is not None:
-            last = self.last_sequence.get(tick.product)
-            if last is not None and tick.sequence <= last:
-                return Verdict(False, "duplicate" if tick.sequence == last else "out_of_order")
+            recent = self.recent.get(tick.product)
+            if recent is None:
+                recent = self.recent[tick.product] = RecentSequences(self.remembered)
+            if not recent.add(tick.sequence):
+                return REPEAT
+            previous = self.last_sequence.get(tick.product)
+            anomaly = _anomaly(previous, tick.sequence)
             self.last_sequence[tick.product] = tick.sequence
-        gap = 0
-        if tick.trade_id is not None:
-            last_trade = self.last_trade_id.get(tick.product)
-            if last_trade is not None and tick.trade_id > last_trade + 1:
-                gap = tick.trade_id - last_trade - 1
-            if last_trade is None or tick.trade_id > last_trade:
-                self.last_trade_id[tick.product] = tick.trade_id
-        return Verdict(True, trade_gap=gap) if gap else PUBLISH
+        gap = self._trade_gap(tick)
+        if anomaly is None and not gap:
+            return PUBLISH
+        return Verdict(True, anomaly, previous if anomaly else None, gap)
+
+    def _trade_gap(self, tick: Tick) -> int:
+        if tick.trade_id is None:
+            return 0
+        last_trade = self.last_trade_id.get(tick.product)
+        if last_trade is None or tick.trade_id > last_trade:
+            self.last_trade_id[tick.product] = tick.trade_id
+        if last_trade is not None and tick.trade_id > last_trade + 1:
+            return tick.trade_id - last_trade - 1
+        return 0
+
+
+def _anomaly(previous: int | None, sequence: int) -> str | None:
+    if previous is None or previous < sequence <= previous + SEQUENCE_JUMP:
+        return None
+    if sequence > previous:
+        return "forward_jump"
+    return "backward_jump" if previous - sequence > SEQUENCE_JUMP else "out_of_order"

@@ -17,7 +17,7 @@ from shared.kafka_clients import (
 )
 
 MAX_REASON_CHARS = 500
-UNASSIGNED = -1  # librdkafka picks the partition
+UNASSIGNED = -1  # librdkafka picks the partition from the key
 
 
 class DeadLetterError(Exception):
@@ -58,7 +58,7 @@ class DeadLetterPublisher:
             key=key,
             headers=headers,
             on_delivery=self._delivered,
-            partition=UNASSIGNED if partition is None else partition,
+            partition=UNASSIGNED,  # by key: any partition count works for the DLQ
         )
 
     def flush(self, timeout_s: float) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,8 +15,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 HealthCheck = Callable[[], tuple[bool, dict[str, Any]]]
 
 
-def serve(port: int, health: HealthCheck, host: str = "0.0.0.0") -> ThreadingHTTPServer | None:
-    """Serve /metrics and /healthz on `port` in a daemon thread; port 0 disables it."""
+def serve(
+    port: int, health: HealthCheck, setting: str, host: str = "0.0.0.0"
+) -> ThreadingHTTPServer | None:
+    """Serve /metrics and /healthz on `port` in a daemon thread; port 0 disables it.
+
+    A port already in use stops the service with one line naming `setting`, exit code 2: a
+    second instance must not run unobserved, nor have its health probe answered by the first.
+    """
     if port == 0:
         return None
 
@@ -40,6 +47,13 @@ def serve(port: int, health: HealthCheck, host: str = "0.0.0.0") -> ThreadingHTT
         def log_message(self, format: str, *args: Any) -> None:  # scrapes are not news
             return
 
-    server = ThreadingHTTPServer((host, port), Handler)
+    try:
+        server = ThreadingHTTPServer((host, port), Handler)
+    except OSError as exc:
+        print(
+            f"invalid setting {setting}: port {port} is not available ({exc.strerror})",
+            file=sys.stderr,
+        )
+        raise SystemExit(2) from None
     threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
     return server

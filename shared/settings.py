@@ -1,4 +1,6 @@
-"""Typed settings read from the environment (and `.env`), one frozen model per service.
+"""Typed settings read from the environment (and `.env`): the base every service shares.
+
+Each service extends `CommonSettings` with its own model (producer/settings.py, ...).
 
 A bad value stops the service at start-up with one line naming the variable: see `load`.
 """
@@ -59,24 +61,6 @@ class CommonSettings(BaseSettings):
         return value
 
 
-class ProducerSettings(CommonSettings):
-    """Settings of `python -m producer`."""
-
-    coinbase_ws_url: str = Field("wss://ws-feed.exchange.coinbase.com", pattern=r"^wss?://[^\s]+$")
-    coinbase_api_key: SecretStr | None = None
-    coinbase_api_secret: SecretStr | None = None
-    coinbase_api_passphrase: SecretStr | None = None
-    producer_metrics_port: Port = 9101
-    # librdkafka's queue is the bounded buffer between the socket and the broker.
-    producer_buffer_messages: int = Field(100_000, ge=100, le=10_000_000)
-    producer_linger_ms: int = Field(5, ge=0, le=1000)
-    producer_delivery_timeout_ms: int = Field(300_000, ge=1000)
-    feed_stale_after_s: float = Field(5.0, gt=0)  # five missed one-second heartbeats
-    reconnect_min_s: float = Field(0.25, gt=0)
-    reconnect_max_s: float = Field(30.0, gt=0)
-    flush_timeout_s: float = Field(10.0, ge=0)
-
-
 Settings = TypeVar("Settings", bound=CommonSettings)
 
 
@@ -87,6 +71,18 @@ def __getattr__(name: str) -> Any:
 
         return ConsumerSettings
     raise AttributeError(name)
+
+
+def describe(settings_class: type[CommonSettings]) -> str:
+    """The environment variables a service reads, with defaults: for `--help`."""
+    lines = ["environment variables (a .env file is read too):"]
+    for name, info in settings_class.model_fields.items():
+        default = info.default
+        if isinstance(default, tuple):
+            default = ",".join(default)
+        shown = "unset" if default is None or isinstance(default, SecretStr) else default
+        lines.append(f"  {name.upper():<32} default: {shown}")
+    return "\n".join(lines)
 
 
 def load(settings_class: type[Settings]) -> Settings:

@@ -1,8 +1,9 @@
 """`python -m shared.topics ensure`: create the raw and dead-letter topics if missing.
 
-The raw topic gets one partition per configured product. An existing topic with fewer
-partitions than products is refused: products would share or miss partitions. The producer
-and the consumer run the same check at start-up.
+The raw topic gets one partition per configured product. An existing raw topic with fewer
+partitions than products is refused: products would share or miss partitions. The
+dead-letter topic is created the same way but may have any partition count (dead letters
+are keyed, not pinned). The producer and the consumer run the same check at start-up.
 """
 
 from __future__ import annotations
@@ -31,11 +32,16 @@ def ensure_topic(
     retention_ms: int,
     replication_factor: int = -1,
     timeout_s: float = 30.0,
+    required_partitions: int | None = None,
 ) -> bool:
-    """Create `name` with `partitions` partitions unless it exists; True if created."""
+    """Create `name` with `partitions` partitions unless it exists; True if created.
+
+    An existing topic must have at least `required_partitions` (default: `partitions`).
+    """
+    required = partitions if required_partitions is None else required_partitions
     existing = admin.list_topics(timeout=timeout_s).topics.get(name)
     if existing is not None and existing.error is None:
-        if len(existing.partitions) < partitions:
+        if len(existing.partitions) < required:
             raise TopicError(
                 f"topic {name} has {len(existing.partitions)} partitions but {partitions} "
                 "products are configured; add partitions first (see README: adding an instrument)"
@@ -58,15 +64,17 @@ def ensure_topic(
 
 
 def ensure_all(settings: CommonSettings) -> None:
-    """Both topics exist with a partition per product; raises TopicError (or KafkaException)."""
+    """Both topics exist, the raw one with a partition per product; raises TopicError."""
     admin = admin_client(settings)
-    for name in (settings.kafka_topic, settings.kafka_dlq_topic):
+    required = {settings.kafka_topic: len(settings.products), settings.kafka_dlq_topic: 1}
+    for name, minimum in required.items():
         created = ensure_topic(
             admin,
             name,
             partitions=len(settings.products),
             retention_ms=settings.kafka_retention_ms,
             replication_factor=settings.kafka_replication_factor,
+            required_partitions=minimum,
         )
         if created:
             log.info("topic created", topic=name, partitions=len(settings.products))

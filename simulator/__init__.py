@@ -6,7 +6,8 @@ Tests and demos connect here since the live endpoint is out of reach:
     with SimulatorThread(config) as sim:
         ...connect to sim.url, subscribe, read...
         sim.wait_until(lambda s: s.done())
-        sim.sent_tickers()  # exact bytes of every ticker the server sent
+        sim.sent_tickers()  # every ticker the market generated, once (the ground truth)
+        sim.delivered_tickers()  # those at least one connection received
 
 Run standalone with `python -m simulator --port 8765` (see --help).
 """

@@ -31,7 +31,10 @@ def _products(text: str) -> tuple[str, ...]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m simulator",
-        description="Local Coinbase Exchange WebSocket feed (ticker + heartbeat).",
+        description="Local Coinbase Exchange WebSocket feed (ticker + heartbeat). It "
+        "broadcasts like Coinbase: every connection subscribed to a product gets each of its "
+        "ticks; a connection that is down misses them.",
+        epilog="Exit codes: 0 after SIGINT or SIGTERM, 2 for bad options.",
     )
     add = parser.add_argument
     add("--host", default="127.0.0.1")
@@ -39,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--products", type=_products, default=DEFAULT_PRODUCTS, help="comma-separated")
     add("--rate", type=float, default=10.0, help="tickers/s per product, 0 = unlimited")
     add("--seed", type=int, default=None)
-    add("--count", type=int, default=None, help="trade tickers per product, then heartbeats only")
+    add("--count", type=int, default=None, help="trade ticks per product, then heartbeats only")
     add("--no-snapshot", dest="snapshot", action="store_false", help="no snapshot ticker")
     add("--snapshot-without-sequence", action="store_true")
     add("--subscribe-timeout", type=float, default=5.0)
@@ -51,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("--stall-seconds", type=float, default=10.0)
     add("--malformed-every", type=int, default=None)
     add("--error-after-messages", type=int, default=None)
+    add("--out-of-order-every", type=int, default=None, help="hold every Nth tick back by one")
+    add("--sequence-reset-after", type=int, default=None, help="sequence jumps back after N ticks")
+    add("--stray-sequence-after", type=int, default=None, help="one tick with sequence 9e11")
+    add("--drop-one-every", type=float, default=None, help="drop the oldest connection every T s")
     add("--compression", action="store_true", help="offer permessage-deflate")
     add("--record", action="store_true", help="keep sent tickers in memory (grows forever)")
     add("--log-level", default="INFO")
@@ -76,6 +83,10 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         stall_seconds=args.stall_seconds,
         malformed_every=args.malformed_every,
         error_after_messages=args.error_after_messages,
+        out_of_order_every=args.out_of_order_every,
+        sequence_reset_after=args.sequence_reset_after,
+        stray_sequence_after=args.stray_sequence_after,
+        drop_one_every=args.drop_one_every,
         compression=args.compression,
         record=args.record,
     )

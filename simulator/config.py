@@ -58,6 +58,21 @@ class SimulatorConfig:
     - malformed_every: every K-th data frame is garbage instead, cycling
       through faults.MALFORMED_KINDS.
     - error_after_messages: an {"type":"error"} frame, then close 1011.
+
+    The market broadcasts, like Coinbase: one clock per product makes trade
+    ticks at `rate` from its first subscription on, and every connection
+    subscribed at that moment gets each tick; a connection that is down
+    misses it. These faults shape what the market sends to everyone:
+
+    - out_of_order_every: every N-th trade tick of a product is held back
+      and sent right after the next one (a real, lower sequence arriving late).
+    - sequence_reset_after: after N trade ticks a product's sequence jumps
+      back to tape.RESET_SEQUENCE and climbs from there (distinct ticks).
+    - stray_sequence_after: the (N+1)-th trade tick of a product carries
+      tape.STRAY_SEQUENCE (9e11); the next one is back to normal.
+    - drop_one_every: every T seconds the oldest open connection is dropped
+      with drop_code while the others stay up (a lone one is dropped too);
+      the first drop comes T seconds after the first subscription.
     """
 
     host: str = "127.0.0.1"
@@ -65,7 +80,7 @@ class SimulatorConfig:
     products: tuple[str, ...] = DEFAULT_PRODUCTS
     rate: float = 10.0  # ticker frames per second per product; 0 = as fast as possible
     seed: int | None = None  # None = different random walk every run
-    count: int | None = None  # trade tickers per product over all connections
+    count: int | None = None  # trade ticks per product generated, then heartbeats only
     snapshot: bool = True  # one snapshot ticker per product after subscribing
     snapshot_without_sequence: bool = False
     subscribe_timeout: float = 5.0
@@ -79,6 +94,11 @@ class SimulatorConfig:
     stall_seconds: float = 10.0
     malformed_every: int | None = None
     error_after_messages: int | None = None
+    # Market faults, seen by every connection.
+    out_of_order_every: int | None = None
+    sequence_reset_after: int | None = None
+    stray_sequence_after: int | None = None
+    drop_one_every: float | None = None  # seconds
     # Transport knobs.
     compression: bool = False  # permessage-deflate: CPU per frame on both ends
     close_timeout: float = 2.0
@@ -102,18 +122,26 @@ class SimulatorConfig:
             raise ValueError("port must be in 0..65535")
         if not (self.rate >= 0 and math.isfinite(self.rate)):
             raise ValueError("rate must be a finite number >= 0")
-        counts = ("count", "drop_after_messages", "stall_after_messages", "error_after_messages")
+        counts = (
+            "count", "drop_after_messages", "stall_after_messages", "error_after_messages",
+            "sequence_reset_after", "stray_sequence_after",
+        )  # fmt: skip
         for name in counts:
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"{name} must be >= 0")
         if self.malformed_every is not None and self.malformed_every < 1:
             raise ValueError("malformed_every must be >= 1")
+        # Every tick held back would leave none to overtake it.
+        if self.out_of_order_every is not None and self.out_of_order_every < 2:
+            raise ValueError("out_of_order_every must be >= 2")
         for name in ("subscribe_timeout", "heartbeat_interval", "close_timeout"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0")
-        if self.drop_after_seconds is not None and not self.drop_after_seconds > 0:
-            raise ValueError("drop_after_seconds must be > 0")
+        for name in ("drop_after_seconds", "drop_one_every"):
+            value = getattr(self, name)
+            if value is not None and not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be > 0")
         if not self.stall_seconds >= 0:
             raise ValueError("stall_seconds must be >= 0")
         if self.drop_code != "abort" and not (

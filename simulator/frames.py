@@ -161,18 +161,22 @@ class ProductState:
         self._ask_size = self._sizes[1][1]
         self.sequence = rng.randrange(10_000_000_000, 150_000_000_000)
         self.trade_id = rng.randrange(_MIN_ID, _MIN_ID + 2_000_000_000)
-        # Bookkeeping for `count`: trade tickers handed out, and confirmed sent.
-        self.in_flight = 0
-        self.sent = 0
 
     def money(self, ticks: int) -> str:
         return format(ticks / self._unit, self._spec)
 
-    def next_ticker(self, now_ns: int) -> bytes:
-        """Advance the walk by one trade and return its ticker frame."""
+    def next_ticker(self, now_ns: int, sequence: int | None = None) -> bytes:
+        """Advance the walk by one trade and return its ticker frame.
+
+        `sequence` puts that number on this one frame (a stray) and leaves the
+        product's own sequence where it was.
+        """
         rnd = self._rng.random
         # Other order events of the product take the sequence numbers between tickers.
-        self.sequence += 1 + int(rnd() * 5)
+        gap = 1 + int(rnd() * 5)
+        if sequence is None:
+            self.sequence += gap
+            sequence = self.sequence
         # Usually one trade per ticker; during bursts tickers batch several trades.
         r = rnd()
         self.trade_id += 1 if r < 0.85 else 2 + int((r - 0.85) * 20)
@@ -213,7 +217,7 @@ class ProductState:
         self.volume_24h += last_units
         self.volume_30d += last_units
         return ticker_text(
-            self.sequence,
+            sequence,
             self.product_id,
             price_text,
             self._open_text,

@@ -4,35 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from .frames import error_frame, subscriptions_frame
+from .market import BATCH, Item, Market
 from .subscriptions import Channels, SubscribeError, merge, parse_subscribe, remove
 
-if TYPE_CHECKING:
-    from .server import Simulator
-
-# Kinds of data frames, deciding what is recorded and counted once sent.
-SNAPSHOT = 1
-TRADE = 2
-REPLAY_TICKER = 3
-REPLAY_OTHER = 4
-
-Item = tuple[str | None, bytes, int]  # (product id, frame bytes, kind)
-
-# Most frames written at once: big enough to amortise the per-write cost,
-# small enough that heartbeats and other connections are not held up.
-_BATCH = 32
-
-# Paced sleeps shorter than this use plain asyncio.sleep; longer ones must wake
-# up early for the drop deadline or a subscription change.
-_SHORT_SLEEP = 0.05
+# Frames queued for one connection before it is dropped as too slow (~40 MB).
+_MAX_BACKLOG = 100_000
 
 
 def _close_reason(text: str) -> str:
@@ -49,21 +33,26 @@ def _parse(raw: str | bytes) -> dict[str, Any] | None:
 
 
 class Session:
-    """One client connection: subscribe handshake, stream, heartbeats, faults."""
+    """One client connection: subscribe handshake, stream, heartbeats, faults.
 
-    def __init__(self, sim: Simulator, ws: ServerConnection) -> None:
-        self._sim = sim
-        self._cfg = sim.config
+    The market pushes the frames this connection wants into its queue; the
+    stream task writes them out, applying this connection's faults.
+    """
+
+    def __init__(self, market: Market, ws: ServerConnection) -> None:
+        self._market = market
+        self._cfg = market.config
         self._ws = ws
         self._loop = asyncio.get_running_loop()
         self._channels: Channels = {}
         self._tickers: list[str] = []  # ticker products, in round-robin order
         self._heartbeats: list[str] = []
         self._subscribed: set[str] = set()  # any channel (replay filter)
-        self._snapshots: deque[str] = deque()
+        self._queue: deque[Item] = deque()  # frames given to this connection, not yet sent
+        self._sending = 0  # frames taken off the queue and being written
         self._rr = 0
         self._sent = 0  # data frames sent on this connection (drives the faults)
-        self._interval = 0.0  # seconds between paced frames; 0 = unpaced
+        self._drop_requested = False
         self._stalled = False
         self._stall_done = False
         self._wake = asyncio.Event()  # subscription change: idle stream looks again
@@ -80,12 +69,13 @@ class Session:
         reader = asyncio.create_task(self._read())
         stream = asyncio.create_task(self._stream())
         tasks = [reader, stream]
-        if self._sim._replay is None:  # a capture carries its own heartbeats
+        if self._market.replay is None:  # a capture carries its own heartbeats
             tasks.append(asyncio.create_task(self._beat()))
         try:
             # The reader ends when the client closes; the stream when it closed us.
             await asyncio.wait((reader, stream), return_when=asyncio.FIRST_COMPLETED)
         finally:
+            self._market.leave(self)
             for task in tasks:
                 task.cancel()
             results = await asyncio.gather(*tasks, return_exceptions=True)
@@ -120,18 +110,23 @@ class Session:
         await self._ws.close(1008, _close_reason(reason))
 
     async def _subscribe(self, message: dict[str, Any]) -> bool:
-        self._sim._record_subscribe(message)
+        market = self._market
+        market.record_subscribe(message)
         try:
-            requested = parse_subscribe(message, self._sim.known_products)
+            requested = parse_subscribe(message, market.known_products)
         except SubscribeError as exc:
             await self._refuse(str(exc))
             return False
         old = set(self._tickers)
         self._apply(merge(self._channels, requested))
-        # Queue snapshots before awaiting, so no trade ticker of a new product
-        # can slip in ahead of its snapshot.
-        if self._cfg.snapshot and self._sim._replay is None:
-            self._snapshots.extend(p for p in self._tickers if p not in old)
+        # Snapshots are queued before joining the market, so no trade ticker of
+        # a new product can slip in ahead of its snapshot.
+        if self._cfg.snapshot and market.replay is None:
+            with_sequence = not self._cfg.snapshot_without_sequence
+            self._queue.extend(
+                (p, market.snapshot(p, with_sequence)) for p in self._tickers if p not in old
+            )
+        market.join(self, self._tickers if market.replay is None else sorted(self._subscribed))
         await self._ws.send(subscriptions_frame(self._channels))
         self._wake.set()
         return True
@@ -141,15 +136,26 @@ class Session:
         self._tickers = list(channels.get("ticker", ()))
         self._heartbeats = list(channels.get("heartbeat", ()))
         self._subscribed = {p for ids in channels.values() for p in ids}
-        self._sim._note_subscribed(self._tickers)
-        rate = self._cfg.rate
-        if rate == 0:
-            self._interval = 0.0
-        elif self._sim._replay is not None:
-            self._interval = 1.0 / rate
-        else:
-            # `rate` is per product; products take turns on one connection.
-            self._interval = 1.0 / (rate * max(1, len(self._tickers)))
+
+    # --- what the market calls (market.Listener) -------------------------------
+
+    def wants(self, product: str | None) -> bool:
+        if self._market.replay is not None:
+            return product is None or product in self._subscribed
+        return product in self._tickers
+
+    def push(self, items: list[Item]) -> None:
+        self._queue.extend(items)
+        self._wake.set()
+        if len(self._queue) > _MAX_BACKLOG:
+            self.request_drop()  # a client this far behind is cut off, as Coinbase does
+
+    def backlog(self) -> int:
+        return len(self._queue) + self._sending
+
+    def request_drop(self) -> None:
+        self._drop_requested = True
+        self._wake.set()
 
     async def _read(self) -> None:
         """Handle client messages after the first subscribe; unknown ones are ignored."""
@@ -168,40 +174,6 @@ class Session:
 
     # --- sending ---------------------------------------------------------
 
-    def _take_generated(self) -> Item | None:
-        """Next frame of the round-robin; None when every product ran out of `count`."""
-        sim = self._sim
-        while self._snapshots:
-            product = self._snapshots.popleft()
-            if product in self._tickers:
-                state = sim._states[product]
-                return product, state.snapshot(not self._cfg.snapshot_without_sequence), SNAPSHOT
-        products = self._tickers
-        n = len(products)
-        count = self._cfg.count
-        for _ in range(n):
-            product = products[self._rr % n]
-            self._rr += 1
-            state = sim._states[product]
-            if count is None or state.sent + state.in_flight < count:
-                state.in_flight += 1
-                return product, state.next_ticker(time.time_ns()), TRADE
-        return None
-
-    def _take_replay(self) -> Item | None:
-        """Next capture line for this connection's products; None at the end."""
-        sim = self._sim
-        lines = sim._replay
-        assert lines is not None
-        while sim._replay_pos < len(lines):
-            line = lines[sim._replay_pos]
-            sim._replay_pos += 1
-            if line.product_id is None or line.product_id in self._subscribed:
-                sim._replay_in_flight += 1
-                kind = REPLAY_TICKER if line.is_ticker else REPLAY_OTHER
-                return line.product_id, line.data, kind
-        return None
-
     def _next_fault(self) -> int:
         """The data-frame count at which the next fault fires."""
         cfg = self._cfg
@@ -213,6 +185,9 @@ class Session:
             # Frame number n+1 is malformed when it is a multiple of K.
             points.append(n + (-(n + 1)) % cfg.malformed_every)
         return min((p for p in points if p is not None and p >= n), default=1 << 62)
+
+    def _interrupted(self) -> bool:
+        return self._drop_requested or self._deadline_passed()
 
     def _deadline_passed(self) -> bool:
         return self._drop_deadline is not None and self._loop.time() >= self._drop_deadline
@@ -231,12 +206,13 @@ class Session:
             pass
 
     async def _stream(self) -> None:
-        """Send data frames until a fault ends the connection (or the client does)."""
-        loop = self._loop
-        take = self._take_generated if self._sim._replay is None else self._take_replay
+        """Send queued frames until a fault ends the connection (or the client does)."""
+        queue = self._queue
         fault_at = self._next_fault()
-        next_time = loop.time()  # when the next paced frame is due
         while True:
+            if self._drop_requested:
+                await self._drop("(one connection of several)")
+                return
             if self._sent >= fault_at:
                 if await self._fault():
                     return
@@ -245,43 +221,23 @@ class Session:
             if self._drop_deadline is not None and self._deadline_passed():
                 await self._drop(f"after {self._cfg.drop_after_seconds:g} seconds")
                 return
-            interval = self._interval
-            # Unpaced: a batch per write. Paced: whatever is due (several frames
-            # when the rate outruns the loop's ~1 ms sleep resolution). A batch
-            # never crosses a fault point, so faults fire at exact counts.
-            due = _BATCH
-            if interval > 0.0:
-                due = 1 + int(max(0.0, loop.time() - next_time) / interval)
-            limit = min(_BATCH, due, fault_at - self._sent)
-            items: list[Item] = []
-            while len(items) < limit and (item := take()) is not None:
-                items.append(item)
-            if not items:
-                await self._pause(None)  # nothing to send until subscriptions change
-                next_time = loop.time()
+            if not queue:
+                await self._pause(None)
                 continue
-            await self._send_items(items)
-            if interval == 0.0:
-                # A fast client never makes send() wait: yield so the heartbeat
-                # and reader tasks (and other connections) get the loop.
-                await asyncio.sleep(0)
-                continue
-            if items[-1][2] == SNAPSHOT:
-                continue  # snapshots go out at once, as on the real feed
-            # Absolute schedule: oversleeping is made up by the next frames.
-            next_time += interval * len(items)
-            delay = next_time - loop.time()
-            if delay > 0:
-                if delay < _SHORT_SLEEP and self._drop_deadline is None:
-                    await asyncio.sleep(delay)
-                else:
-                    await self._pause(delay)
-            elif delay < -1.0:
-                next_time = loop.time()  # a slow client: don't burst to catch up
+            # A batch never crosses a fault point, so faults fire at exact counts.
+            limit = min(BATCH, len(queue), fault_at - self._sent)
+            items = [queue.popleft() for _ in range(limit)]
+            await self._send(items)
+            if not queue:
+                self._market.room()
+            # A fast client never makes send() wait: yield so the heartbeat and
+            # reader tasks (and other connections) get the loop.
+            await asyncio.sleep(0)
 
-    async def _send_items(self, items: list[Item]) -> None:
-        """Send frames, then record them as sent (or give back what was not)."""
+    async def _send(self, items: list[Item]) -> None:
+        """Write frames; those whose write completed are reported as delivered."""
         ws = self._ws
+        self._sending = len(items)
         done = 0
         try:
             if len(items) > 1 and self._batch_writes and ws.protocol.state is State.OPEN:
@@ -300,10 +256,9 @@ class Session:
                     await ws.send(item[1], text=True)
                     done += 1
         finally:
-            self._sim._on_sent(items[:done])
-            for item in items[done:]:
-                self._sim._on_unsent(item)
+            self._sending = 0
             self._sent += done
+            self._market.delivered(items[:done])
 
     async def _fault(self) -> bool:
         """Apply the fault due at this frame count; True if the connection is over."""
@@ -321,7 +276,7 @@ class Session:
             self._stall_done = True
             self._stalled = True  # heartbeats stop too; the socket stays open
             end = self._loop.time() + cfg.stall_seconds
-            while (left := end - self._loop.time()) > 0 and not self._deadline_passed():
+            while (left := end - self._loop.time()) > 0 and not self._interrupted():
                 await self._pause(left)
             self._stalled = False
             if self._deadline_passed():
@@ -330,10 +285,10 @@ class Session:
         if cfg.malformed_every is not None and (n + 1) % cfg.malformed_every == 0:
             tickers = self._tickers
             product = tickers[self._rr % len(tickers)] if tickers else cfg.products[0]
-            data = self._sim._next_malformed(product)
+            data = self._market.malformed(product)
             await self._ws.send(data, text=True)
             self._sent += 1
-            self._sim._record_malformed(data)
+            self._market.record_malformed(data)
         return False
 
     async def _drop(self, why: str) -> None:
@@ -362,6 +317,5 @@ class Session:
                 next_time = loop.time() + interval  # fell behind: skip, don't burst
             if self._stalled:
                 continue
-            now = time.time_ns()
             for product in list(self._heartbeats):
-                await self._ws.send(self._sim._states[product].heartbeat(now), text=True)
+                await self._ws.send(self._market.heartbeat(product), text=True)

@@ -104,6 +104,9 @@ class SimulatorThread:
     def sent_tickers(self) -> dict[str, list[bytes]]:
         return self.simulator.sent_tickers()
 
+    def delivered_tickers(self) -> dict[str, list[bytes]]:
+        return self.simulator.delivered_tickers()
+
     def ticker_counts(self) -> dict[str, int]:
         return self.simulator.ticker_counts()
 

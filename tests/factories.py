@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,36 +17,39 @@ from typing import IO
 import orjson
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
-from tests.conftest import ROOT, Pipeline, python_env
+from ops.pipeline import ROOT, Pipeline, python_env
+from ops.pipeline import free_port as free_port  # tests import it from here
+from simulator.frames import ticker_text
 
 BASE_TIME = datetime(2026, 9, 29, 13, 45, 58, 116787, tzinfo=UTC)
 
 
 def ticker(product: str, sequence: int, trade_id: int | None = None, **fields: object) -> bytes:
-    """A trade ticker frame in Coinbase's key order; `fields` override or add keys."""
-    frame: dict[str, object] = {
-        "type": "ticker",
-        "sequence": sequence,
-        "product_id": product,
-        "price": f"{84000 + sequence % 1000}.{sequence % 100:02d}",
-        "open_24h": "83629.9",
-        "volume_24h": "5667.41926850",
-        "low_24h": "82510.37",
-        "high_24h": "84557.01",
-        "volume_30d": "180889.67159800",
-        "best_bid": "84138.41",
-        "best_bid_size": "0.02880000",
-        "best_ask": "84146.91",
-        "best_ask_size": "0.00949200",
-        "side": "buy",
-        "time": (BASE_TIME + timedelta(milliseconds=sequence % 100_000)).strftime(
-            "%Y-%m-%dT%H:%M:%S.%fZ"
-        ),
-        "trade_id": trade_id if trade_id is not None else sequence * 2,
-        "last_size": "0.00004104",
-    }
-    frame.update(fields)
-    return orjson.dumps({key: value for key, value in frame.items() if value is not None})
+    """A trade ticker frame, laid out by the simulator's generator, with values derived
+    from `sequence`; `fields` override or add keys (None removes one)."""
+    stamp = BASE_TIME + timedelta(milliseconds=sequence % 100_000)
+    frame = ticker_text(
+        sequence=sequence,
+        product_id=product,
+        price=f"{84000 + sequence % 1000}.{sequence % 100:02d}",
+        open_24h="83629.9",
+        volume_24h="5667.41926850",
+        low_24h="82510.37",
+        high_24h="84557.01",
+        volume_30d="180889.67159800",
+        best_bid="84138.41",
+        best_bid_size="0.02880000",
+        best_ask="84146.91",
+        best_ask_size="0.00949200",
+        side="buy",
+        time=stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        trade_id=trade_id if trade_id is not None else sequence * 2,
+        last_size="0.00004104",
+    ).encode()
+    if not fields:
+        return frame
+    values = orjson.loads(frame) | fields
+    return orjson.dumps({key: value for key, value in values.items() if value is not None})
 
 
 def patched(frame: bytes, **fields: object) -> bytes:
@@ -172,12 +174,6 @@ def service_stderr(process: subprocess.Popen[bytes]) -> str:
     return stderr.read().decode(errors="replace")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -188,9 +184,7 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None
 
 
 def row_count(pipeline: Pipeline) -> int:
-    (count,) = pipeline.rows("SELECT COUNT(*) FROM `order`")[0]
-    assert isinstance(count, int)
-    return count
+    return pipeline.row_count()
 
 
 def as_decimal(text: str | None) -> Decimal | None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Pipeline
-from tests.consumer.drills import Feed, Service, assert_exact, subset, wait_until_exact
+from tests.consumer.harness import Feed, Service, assert_exact, subset, wait_until_exact
 from tests.factories import committed, snapshot, ticker
 
 PER_PRODUCT = 2000

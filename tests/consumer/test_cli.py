@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, Pipeline, python_env
-from tests.consumer.drills import Feed, assert_exact
+from tests.consumer.harness import Feed, assert_exact
 from tests.consumer.test_backfill import run_backfill
 from tests.factories import free_port
 

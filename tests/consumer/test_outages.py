@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Pipeline
-from tests.consumer.drills import Feed, Service, SteadyProducer, assert_exact, wait_until_exact
+from tests.consumer.harness import Feed, Service, SteadyProducer, assert_exact, wait_until_exact
 from tests.factories import committed, row_count, wait_for
 
 BACKLOG_PER_PRODUCT = 20_000  # 60k frames

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import APP_USER, Pipeline
-from tests.consumer.drills import (
+from tests.consumer.harness import (
     Feed,
     Service,
     assert_exact,

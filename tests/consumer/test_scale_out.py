@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from tests.conftest import Pipeline
-from tests.consumer.drills import Feed, Service, assert_exact, running, subset
+from tests.consumer.harness import Feed, Service, assert_exact, running, subset
 from tests.factories import committed, free_port, row_count, wait_for
 
 

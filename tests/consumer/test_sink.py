@@ -19,7 +19,7 @@ from consumer.sink.layout import COLUMN_LIST, TSV_LINES
 from consumer.sink.mysql_sink import INSERT
 from shared.models import DECIMAL_FIELDS
 from tests.conftest import Pipeline
-from tests.consumer.drills import Service
+from tests.consumer.harness import Service
 from tests.factories import row_count, ticker
 
 EXTREMES = {

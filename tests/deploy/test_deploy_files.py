@@ -36,8 +36,9 @@ from prometheus_client.core import REGISTRY
 
 import consumer.metrics
 import producer.metrics
+from producer.settings import ProducerSettings
 from shared.observability import serve
-from shared.settings import CommonSettings, ConsumerSettings, ProducerSettings
+from shared.settings import CommonSettings, ConsumerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 ECS = ROOT / "deploy" / "ecs"
@@ -290,7 +291,7 @@ def free_port() -> int:
 def health_snippet_exit_code(snippet: str, healthy: bool, env_name: str | None = None) -> int:
     """Run `snippet` (with {port} to fill, or reading env_name) against a real /healthz."""
     port = free_port()
-    server = serve(port, lambda: (healthy, {}), host="127.0.0.1")
+    server = serve(port, lambda: (healthy, {}), setting="TEST_PORT", host="127.0.0.1")
     assert isinstance(server, ThreadingHTTPServer)
     try:
         code = snippet if env_name else snippet.replace("{port}", str(port))

@@ -44,7 +44,9 @@ def run_through_broker_outage(
         env["PRODUCER_METRICS_PORT"] = str(health_port)
     health = f"http://127.0.0.1:{health_port}/healthz"
     with SimulatorThread(config) as simulator:
-        process = start_service("producer", pipeline, COINBASE_WS_URL=simulator.url, **env)
+        process = start_service(
+            "producer", pipeline, COINBASE_WS_URL=simulator.url, FEED_CONNECTIONS="1", **env
+        )
         try:
             assert simulator.wait_until(lambda s: sum(s.ticker_counts().values()) > 300, 15)
             pipeline.services.control("stop", "kafka")

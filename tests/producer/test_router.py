@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from producer.router import (
     MAX_FRAME_BYTES,
+    REPEAT,
     Control,
     FeedError,
     Reject,
@@ -71,18 +72,48 @@ def test_control_frames_and_errors_are_not_ticks() -> None:
 
 
 @given(st.lists(st.integers(min_value=1, max_value=50), min_size=1, max_size=60))
-def test_watch_publishes_each_sequence_once_in_increasing_order(sequences: list[int]) -> None:
+def test_watch_publishes_every_distinct_sequence_once_in_arrival_order(
+    sequences: list[int],
+) -> None:
     watch = SequenceWatch()
-    published = []
-    for sequence in sequences:
+    published = [s for s in sequences if watch.check(Tick("BTC-USD", 1, s, None)).publish]
+    assert published == list(dict.fromkeys(sequences))  # first arrivals, whatever the order
+
+
+def test_out_of_order_jumps_and_resets_are_published_and_classified() -> None:
+    watch = SequenceWatch()
+    base = 136_967_652_357  # a real BTC-USD sequence
+    arrivals = [
+        (base, None),
+        (base + 5, None),
+        (base + 3, "out_of_order"),  # a late tick: real, published
+        (base + 10, None),
+        (900_000_000_000_000, "forward_jump"),  # a stray frame far ahead
+        (base + 11, "backward_jump"),  # ... does not hold back the ticks after it
+        (base + 12, None),
+        (7, "backward_jump"),  # a reset after maintenance
+        (8, None),
+    ]
+    for sequence, kind in arrivals:
         verdict = watch.check(Tick("BTC-USD", 1, sequence, None))
-        if verdict.publish:
-            published.append(sequence)
-        else:
-            assert verdict.drop_reason in ("duplicate", "out_of_order")
-    assert published == sorted(set(published))
-    assert published[0] == sequences[0]
-    assert max(published) == max(sequences)
+        assert verdict.publish, sequence
+        assert verdict.anomaly == kind, sequence
+    assert watch.check(Tick("BTC-USD", 1, base + 3, None)) is REPEAT  # exact repeat
+
+
+def test_watch_forgets_the_oldest_sequences_beyond_its_memory() -> None:
+    watch = SequenceWatch(remembered=3)
+    for sequence in (1, 2, 3, 4):
+        assert watch.check(Tick("ETH-BTC", 0, sequence, None)).publish
+    assert not watch.check(Tick("ETH-BTC", 0, 4, None)).publish
+    assert watch.check(Tick("ETH-BTC", 0, 1, None)).publish  # forgotten: the table's key absorbs it
+    assert len(watch.recent["ETH-BTC"]) == 3
+
+
+def test_ticks_without_sequence_are_always_published() -> None:
+    watch = SequenceWatch()
+    assert watch.check(Tick("ETH-BTC", 0, None, None)).publish
+    assert watch.check(Tick("ETH-BTC", 0, None, None)).publish
 
 
 @given(st.lists(st.integers(min_value=1, max_value=5), min_size=1, max_size=40))

@@ -11,7 +11,9 @@ from typing import Any
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-THREE = ("ETH-BTC", "BTC-USD", "BTC-EUR")
+from ops.pipeline import PRODUCTS
+
+THREE = PRODUCTS  # the pipeline's products
 DECIMAL = re.compile(r"^\d+\.\d+$")
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")
 

@@ -41,6 +41,15 @@ def test_cli_serves_until_sigterm() -> None:
             proc.kill()
 
 
+def test_cli_help_names_the_faults_and_exit_codes() -> None:
+    command = [sys.executable, "-m", "simulator", "--help"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=20)
+    assert result.returncode == 0
+    for flag in ("--out-of-order-every", "--sequence-reset-after", "--stray-sequence-after",
+                 "--drop-one-every", "Exit codes"):  # fmt: skip
+        assert flag in result.stdout
+
+
 def test_cli_rejects_bad_options() -> None:
     command = [sys.executable, "-m", "simulator", "--drop-code", "sometimes"]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=20)

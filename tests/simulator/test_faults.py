@@ -30,8 +30,11 @@ def test_drop_after_messages_closes_cleanly_and_reconnect_continues(code: DropCo
                 received += frames
         assert sim.connections == 2
         sent = sim.sent_tickers()
-    # Clean closes go after the data: everything counted as sent arrived.
-    assert sorted(f.encode() for f in received) == sorted(f for fs in sent.values() for f in fs)
+    # Every frame received was generated once; what was queued for a connection
+    # when it closed is simply missed (the market broadcasts, it does not wait).
+    generated = [f for fs in sent.values() for f in fs]
+    assert len(generated) == len(set(generated))
+    assert {f.encode() for f in received} <= set(generated)
     for product in THREE:
         sequences = [json.loads(f)["sequence"] for f in received if product in f]
         assert sequences == sorted(set(sequences)), "a reconnect continues, never repeats"

@@ -16,7 +16,7 @@ from simulator.faults import MALFORMED_KINDS, malformed_frame
 from simulator.frames import ProductState, format_time
 from simulator.subscriptions import SubscribeError, parse_subscribe, remove
 
-from .helpers import DECIMAL, TIME
+from .helpers import DECIMAL, THREE, TIME
 
 NOW = 1_790_000_000_123_456_789  # 2026-09-21T...Z
 
@@ -103,7 +103,7 @@ def test_malformed_kinds_cycle() -> None:
     assert empty == b""
 
 
-KNOWN = ("ETH-BTC", "BTC-USD", "BTC-EUR")
+KNOWN = THREE
 
 
 def test_parse_subscribe_forms() -> None:

@@ -120,7 +120,7 @@ def table_problems(pipeline: Pipeline, expected: dict[Key, tuple[object, ...]]) 
     problems: list[str] = []
     seen: dict[Key, tuple[object, ...]] = {}
     for row in rows:
-        key = (str(row[0]), int(row[1]))  # type: ignore[call-overload]
+        key = (str(row[0]), int(row[1]))
         if key in seen:
             problems.append(f"duplicate row {key}")
         seen[key] = tuple(row)

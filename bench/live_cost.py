@@ -1,0 +1,168 @@
+"""Live cost: what the whole pipeline costs per tick at live rates, and its latency.
+
+    .venv/bin/python -m bench.live_cost [--runs 15:2,150:2,300:2,900:2,900:1] [--seconds 30]
+
+Each run (total ticks/s : FEED_CONNECTIONS) is simulator -> producer -> Kafka -> consumer
+-> MariaDB on a throwaway pipeline; after a warm-up, for `--seconds`: CPU cores and µs per
+tick of producer, consumer, broker and MariaDB (psutil), their memory, Kafka offset
+commits per second (records appended to __consumer_offsets), MySQL commits per second
+(Com_commit), and receive -> row latency of every row (received_at -> inserted_at, same
+clock) beside the consumer's receive -> commit histogram (bucket bounds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+
+from bench.report import (
+    Process,
+    histogram_quantiles,
+    metrics_text,
+    percentiles,
+    print_table,
+    service_pid,
+    start_simulator,
+    write_json,
+)
+from ops.pipeline import PRODUCTS, Pipeline, free_port, throwaway_pipeline
+
+PARTS = ("producer", "consumer", "broker", "mariadb")
+
+
+def offset_records(pipeline: Pipeline) -> int:
+    """Records ever appended to __consumer_offsets (one per partition per offset commit)."""
+    reader = Consumer({"bootstrap.servers": pipeline.services.bootstrap, "group.id": "bench"})
+    try:
+        topic = reader.list_topics("__consumer_offsets", timeout=10).topics["__consumer_offsets"]
+        return sum(
+            reader.get_watermark_offsets(TopicPartition("__consumer_offsets", p), timeout=10)[1]
+            for p in topic.partitions
+        )
+    finally:
+        reader.close()
+
+
+def mysql_commits(pipeline: Pipeline) -> int:
+    with pipeline.services.admin() as connection, connection.cursor() as cursor:
+        cursor.execute("SHOW GLOBAL STATUS LIKE 'Com_commit'")
+        row = cursor.fetchone()
+    return int(row[1]) if row else 0
+
+
+def measure(
+    pipeline: Pipeline, rate: float, connections: int, seconds: float, warm_up: float
+) -> dict[str, Any]:
+    """One run at `rate` ticks/s in all: counters read before and after the window."""
+    simulator, url = start_simulator(rate=rate / len(PRODUCTS), count=None)
+    port = free_port()
+    env = {"COINBASE_WS_URL": url, "LOG_LEVEL": "WARNING", "FEED_CONNECTIONS": str(connections)}
+    consumer = pipeline.start("consumer", env=env | {"CONSUMER_METRICS_PORT": str(port)})
+    producer = pipeline.start("producer", env=env)
+    try:
+        metrics_text(port)  # the consumer is up
+        time.sleep(warm_up)  # imports, connections, producer id, first batches
+        watched = {
+            "producer": Process(producer.pid),
+            "consumer": Process(consumer.pid),
+            "broker": Process(service_pid("kafka")),
+            "mariadb": Process(service_pid("mariadb")),
+        }
+        since = datetime.now(UTC).replace(tzinfo=None)
+        before = {name: p.cpu_seconds() for name, p in watched.items()}
+        offsets, commits, page = (
+            offset_records(pipeline),
+            mysql_commits(pipeline),
+            metrics_text(port),
+        )
+        started = time.monotonic()
+        time.sleep(seconds)
+        cpu = {name: p.cpu_seconds() - before[name] for name, p in watched.items()}
+        elapsed = time.monotonic() - started
+        offsets, commits = offset_records(pipeline) - offsets, mysql_commits(pipeline) - commits
+        histogram = histogram_quantiles(
+            metrics_text(port), "consumer_end_to_end_seconds", (0.5, 0.95, 0.99), page
+        )
+        memory = {name: p.rss_mb() for name, p in watched.items()}
+    finally:
+        for process in (producer, consumer, simulator):
+            process.terminate()
+            process.wait(30)
+    latencies = [
+        float(v)
+        for (v,) in pipeline.rows(
+            "SELECT TIMESTAMPDIFF(MICROSECOND, received_at, inserted_at) / 1e6 FROM `order` "
+            "WHERE received_at >= %s AND received_at < %s + INTERVAL %s SECOND",
+            since,
+            since,
+            round(seconds),
+        )
+    ]
+    ticks = max(1, len(latencies))
+    return {
+        "rate": rate,
+        "feed_connections": connections,
+        "seconds": elapsed,
+        "rows": len(latencies),
+        "cores": {name: value / elapsed for name, value in cpu.items()},
+        "us_per_tick": {name: value / ticks * 1e6 for name, value in cpu.items()},
+        "rss_mb": memory,
+        "offset_commits_per_s": offsets / elapsed,
+        "mysql_commits_per_s": commits / elapsed,
+        "receive_to_insert_s": percentiles(latencies),
+        "receive_to_commit_histogram_s": histogram,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--runs",
+        default="15:2,150:2,300:2,900:2,900:1",
+        help="total ticks/s : FEED_CONNECTIONS, comma-separated",
+    )
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--warm-up-seconds", type=float, default=5)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    runs = []
+    for run in args.runs.split(","):
+        rate, _, connections = run.partition(":")
+        with throwaway_pipeline("bench") as pipeline:
+            runs.append(
+                measure(
+                    pipeline, float(rate), int(connections or 2), args.seconds, args.warm_up_seconds
+                )
+            )
+    rows = []
+    for r in runs:
+        late = r["receive_to_insert_s"]
+        rows.append(
+            (
+                f"{r['rate']:g} ticks/s, {r['feed_connections']} conn, {r['rows']:,} rows",
+                " | ".join(f"{r['cores'][p]:.3f} / {r['us_per_tick'][p]:.0f}" for p in PARTS)
+                + f" | {r['rss_mb']['producer']:.0f} / {r['rss_mb']['consumer']:.0f} MB"
+                + f" | {r['offset_commits_per_s']:.1f} | {r['mysql_commits_per_s']:.1f}"
+                + f" | {late['p50'] * 1000:.1f} / {late['p99'] * 1000:.1f} ms",
+            )
+        )
+    print_table(
+        "live cost: cores / µs per tick for " + ", ".join(PARTS) + " | RSS producer / "
+        "consumer | offset commits/s | MySQL commits/s | receive -> row p50 / p99",
+        rows,
+    )
+    result = {"runs": runs}
+    if args.json:
+        write_json(args.json, result)
+    return result
+
+
+if __name__ == "__main__":
+    main()

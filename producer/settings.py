@@ -1,0 +1,27 @@
+"""Settings of `python -m producer`."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+
+from shared.settings import CommonSettings, Port
+
+
+class ProducerSettings(CommonSettings):
+    """Settings of `python -m producer`."""
+
+    coinbase_ws_url: str = Field("wss://ws-feed.exchange.coinbase.com", pattern=r"^wss?://[^\s]+$")
+    coinbase_api_key: SecretStr | None = None
+    coinbase_api_secret: SecretStr | None = None
+    coinbase_api_passphrase: SecretStr | None = None
+    producer_metrics_port: Port = 9101
+    # librdkafka's queue is the bounded buffer between the socket and the broker.
+    producer_buffer_messages: int = Field(100_000, ge=100, le=10_000_000)
+    producer_linger_ms: int = Field(5, ge=0, le=1000)
+    producer_delivery_timeout_ms: int = Field(300_000, ge=1000)
+    feed_stale_after_s: float = Field(5.0, gt=0)  # five missed one-second heartbeats
+    reconnect_min_s: float = Field(0.25, gt=0)
+    reconnect_max_s: float = Field(30.0, gt=0)
+    flush_timeout_s: float = Field(10.0, ge=0)
+    # Hot-hot: redundant sessions; the first arrival of each tick is published.
+    feed_connections: int = Field(2, ge=1, le=4)
