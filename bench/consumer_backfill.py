@@ -12,10 +12,10 @@ In one run, on the same frames (the simulator's generator, with the producer's h
   in one transaction (only the statement and its commit are timed);
 - naive: one INSERT + COMMIT per row, on a sample (`--naive-rows`).
 
-Throughput, rows/s and ratios come from each run's `--summary-json` and wall time, never
-from logs. Client CPU and peak RSS are sampled with psutil (every 50 ms), and so is the
-CPU of the local MariaDB and Kafka broker (when ops/services.py runs them) to show where the
-work goes. Every consumer table must equal the bound's table row for row (checksum).
+Rows come from each run's `--summary-json` (never from logs), rates from wall time. Client
+CPU (psutil, read every 50 ms until exit) and peak RSS (VmHWM), and the CPU of the local
+MariaDB and Kafka broker (when ops/services.py runs them) show where the work goes.
+Every consumer table must equal the bound's table row for row (checksum).
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,79 +35,58 @@ from typing import Any
 
 import psutil
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
 
-from bench.report import print_table, write_json
+from bench.report import Process, print_table, service_pid, write_json
 from consumer.decode import decode
 from consumer.sink.layout import COLUMN_LIST, COLUMN_NAMES, TSV_LINES, Row
 from ops import services
+from ops.pipeline import (
+    APP_PASSWORD,
+    APP_USER,
+    Pipeline,
+    create_database,
+    python_env,
+    throwaway_pipeline,
+)
 from shared.kafka_clients import HEADER_RECEIVED_NS, HEADER_SOURCE
 from simulator.frames import ProductState
 
 ROOT = Path(__file__).resolve().parent.parent
-APP_USER = APP_PASSWORD = "ticker_writer"
 DEFAULT_PRODUCTS = ("ETH-BTC", "BTC-USD", "BTC-EUR")
 PHASES = ("insert", "load_data", "split", "bound", "naive")
 
 
 @dataclass
 class Scratch:
-    """This run's topic and databases (one `order` table per phase), dropped at the end."""
+    """This run's throwaway pipeline plus one empty `order` table per phase."""
 
-    products: tuple[str, ...]
-    suffix: str
+    pipeline: Pipeline
 
     @property
     def topic(self) -> str:
-        return f"bench.ticker.{self.suffix}"
+        return self.pipeline.topic
 
     def database(self, phase: str) -> str:
-        return f"bench_{self.suffix}_{phase}"
+        return f"{self.pipeline.database}_{phase}"
 
     def env(self, phase: str, **extra: str) -> dict[str, str]:
-        return {
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
-            "PRODUCTS": ",".join(self.products),
-            "KAFKA_BOOTSTRAP_SERVERS": services.KAFKA_BOOTSTRAP,
-            "KAFKA_TOPIC": self.topic,
-            "KAFKA_DLQ_TOPIC": f"{self.topic}.dlq",
-            "KAFKA_GROUP_ID": f"bench-{self.suffix}-{phase}",
-            "MYSQL_HOST": services.MYSQL_HOST,
-            "MYSQL_PORT": str(services.MYSQL_PORT),
-            "MYSQL_USER": APP_USER,
-            "MYSQL_PASSWORD": APP_PASSWORD,
-            "MYSQL_DATABASE": self.database(phase),
-            "LOG_FORMAT": "json",
-            "CONSUMER_METRICS_PORT": "0",
-            **extra,
-        }
+        group = f"{self.pipeline.group_id}-{phase}"
+        database = self.database(phase)
+        return python_env(self.pipeline.env(MYSQL_DATABASE=database, KAFKA_GROUP_ID=group, **extra))
 
 
 @contextlib.contextmanager
 def scratch_pipeline(products: tuple[str, ...]) -> Iterator[Scratch]:
-    scratch = Scratch(products, uuid.uuid4().hex[:8])
-    admin = AdminClient({"bootstrap.servers": services.KAFKA_BOOTSTRAP})
-    topics = [scratch.topic, f"{scratch.topic}.dlq"]
-    for future in admin.create_topics(
-        [NewTopic(name, num_partitions=len(products), replication_factor=1) for name in topics]
-    ).values():
-        future.result(timeout=60)
-    with services.admin_connection(autocommit=True) as db, db.cursor() as cursor:
+    with throwaway_pipeline("bench", products) as pipeline:
+        scratch = Scratch(pipeline)
         for phase in PHASES:
-            name = scratch.database(phase)
-            cursor.execute(f"CREATE DATABASE `{name}`")
-            cursor.execute(f"CREATE TABLE `{name}`.`order` LIKE coinbase.`order`")
-            cursor.execute(f"GRANT SELECT, INSERT ON `{name}`.`order` TO '{APP_USER}'@'%'")
-    try:
-        yield scratch
-    finally:
-        with services.admin_connection(autocommit=True) as db, db.cursor() as cursor:
-            for phase in PHASES:
-                cursor.execute(f"DROP DATABASE IF EXISTS `{scratch.database(phase)}`")
-        for future in admin.delete_topics(topics).values():
-            with contextlib.suppress(Exception):
-                future.result(timeout=60)
+            create_database(pipeline.services, scratch.database(phase))
+        try:
+            yield scratch
+        finally:
+            with pipeline.services.admin() as db, db.cursor() as cursor:
+                for phase in PHASES:
+                    cursor.execute(f"DROP DATABASE IF EXISTS `{scratch.database(phase)}`")
 
 
 def preload(scratch: Scratch, rows: int, tsv: Path, naive_rows: int) -> list[Row]:
@@ -123,7 +101,8 @@ def preload(scratch: Scratch, rows: int, tsv: Path, naive_rows: int) -> list[Row
             "queue.buffering.max.messages": 1_000_000,
         }
     )
-    states = [ProductState(product, seed=7) for product in scratch.products]
+    products = scratch.pipeline.products
+    states = [ProductState(product, seed=7) for product in products]
     offsets = [0] * len(states)
     sample: list[Row] = []
     now_ns = time.time_ns() - rows * 50_000
@@ -141,14 +120,14 @@ def preload(scratch: Scratch, rows: int, tsv: Path, naive_rows: int) -> list[Row
                     producer.produce(
                         scratch.topic,
                         frame,
-                        key=scratch.products[partition].encode(),
+                        key=products[partition].encode(),
                         partition=partition,
                         headers=headers,
                     )
                     break
                 except BufferError:
                     producer.poll(0.05)
-            row = decode(frame, now_ns, scratch.products[partition], partition, offsets[partition])
+            row = decode(frame, now_ns, products[partition], partition, offsets[partition])
             assert isinstance(row, dict), row
             offsets[partition] += 1
             out.write(TSV_LINES.render([row]))
@@ -158,23 +137,17 @@ def preload(scratch: Scratch, rows: int, tsv: Path, naive_rows: int) -> list[Row
     return sample
 
 
-def local_pid(marker: str) -> int | None:
-    """A service ops/services.py runs from this checkout (its command line names .run/)."""
-    run = str(ROOT / ".run")
-    for process in psutil.process_iter(["cmdline"]):
-        cmdline = " ".join(process.info["cmdline"] or ())
-        if marker in cmdline and run in cmdline:
-            return int(process.pid)
-    return None
+def service_cpu() -> dict[str, float]:
+    """CPU seconds so far of the local MariaDB and broker (none when not run here)."""
+    found = {}
+    for name in ("mariadb", "kafka"):
+        with contextlib.suppress(SystemExit, psutil.Error):
+            found[name] = Process(service_pid(name)).cpu_seconds()
+    return found
 
 
-def cpu_s(pid: int | None) -> float:
-    if pid is None:
-        return 0.0
-    with contextlib.suppress(psutil.Error):
-        times = psutil.Process(pid).cpu_times()
-        return float(times.user + times.system)
-    return 0.0
+def used(before: dict[str, float], name: str) -> float:
+    return service_cpu().get(name, 0.0) - before.get(name, 0.0)
 
 
 @dataclass
@@ -203,9 +176,8 @@ class Phase:
 
 def run_consumers(scratch: Scratch, phase: str, groups: list[str | None], **env: str) -> Phase:
     """`consumer backfill` processes at once (one per CONSUMER_PRODUCTS group), sampled."""
-    server, broker = local_pid("mariadbd"), local_pid("kafka.Kafka")
     folder = Path(tempfile.mkdtemp(prefix=f"bench-{phase}-"))
-    started, server_before, broker_before = time.monotonic(), cpu_s(server), cpu_s(broker)
+    started, services_before = time.monotonic(), service_cpu()
     running = []
     for index, group in enumerate(groups):
         extra = {**env, **({"CONSUMER_PRODUCTS": group} if group else {})}
@@ -219,15 +191,14 @@ def run_consumers(scratch: Scratch, phase: str, groups: list[str | None], **env:
                 stdout=subprocess.DEVNULL,
                 stderr=err,
             )
-        running.append((process, psutil.Process(process.pid), summary))
+        running.append((process, Process(process.pid), summary))
     cpu: dict[int, float] = {}
     peak: dict[int, float] = {}
     while any(process.poll() is None for process, _, _ in running):
         for process, watched, _ in running:
-            with contextlib.suppress(psutil.Error):
-                times = watched.cpu_times()
-                cpu[process.pid] = times.user + times.system
-                peak[process.pid] = max(peak.get(process.pid, 0), watched.memory_info().rss / 2**20)
+            with contextlib.suppress(psutil.Error, OSError):
+                cpu[process.pid] = watched.cpu_seconds()  # the last reading before it exits
+                peak[process.pid] = max(peak.get(process.pid, 0.0), watched.peak_rss_mb())
         time.sleep(0.05)
     seconds = time.monotonic() - started
     written = 0
@@ -240,8 +211,8 @@ def run_consumers(scratch: Scratch, phase: str, groups: list[str | None], **env:
         seconds=seconds,
         client_cpu_s=sum(cpu.values()),
         peak_rss_mb=round(max(peak.values(), default=0), 1),
-        server_cpu_s=cpu_s(server) - server_before,
-        broker_cpu_s=cpu_s(broker) - broker_before,
+        server_cpu_s=used(services_before, "mariadb"),
+        broker_cpu_s=used(services_before, "kafka"),
         processes=len(running),
     )
 
@@ -261,15 +232,14 @@ def app_connection(database: str, local_infile: bool = False) -> Any:
 
 
 def load_data_bound(scratch: Scratch, tsv: Path, rows: int) -> Phase:
-    server = local_pid("mariadbd")
     with app_connection(scratch.database("bound"), local_infile=True) as db, db.cursor() as cur:
-        before, started = cpu_s(server), time.monotonic()
+        before, started = service_cpu(), time.monotonic()
         cur.execute(
             f"LOAD DATA LOCAL INFILE '{tsv}' INTO TABLE `order` CHARACTER SET ascii ({COLUMN_LIST})"
         )
         db.commit()
         seconds = time.monotonic() - started
-    return Phase(rows=rows, seconds=seconds, server_cpu_s=cpu_s(server) - before)
+    return Phase(rows=rows, seconds=seconds, server_cpu_s=used(before, "mariadb"))
 
 
 def naive(scratch: Scratch, sample: list[Row]) -> Phase:

@@ -32,7 +32,7 @@ class OffsetCommitter:
         self._topic, self._partition = topic, partition
         self._log = log
         self._interval_s = interval_s
-        self._commits = metrics.OFFSET_COMMITS.labels(product=product)
+        self._commits = metrics.OFFSET_COMMITS.labels(product=product)  # the same series
         self.stored: int | None = None  # next offset after the rows MySQL committed
         self.acknowledged: int | None = None  # what the broker confirmed
         self._sent_at = float("-inf")

@@ -12,7 +12,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from consumer import metrics
 from consumer.settings import ConsumerSettings
 from consumer.sink import MySQLOrderSink, WritePath
 from consumer.writer import HEALTHY_LOOP_AGE_S, PartitionWriter
@@ -113,8 +112,6 @@ def run(settings: ConsumerSettings, path: WritePath) -> int:
     stop = threading.Event()
     stop_on_signals(stop)
     writers = [new_writer(settings, product, stop, path) for product in settings.owned_products]
-    for writer in writers:
-        metrics.start(writer.product)
     serve(
         settings.consumer_metrics_port,
         lambda: health(writers, path),

@@ -93,7 +93,7 @@ class PartitionWriter(threading.Thread):
         self.offsets = OffsetCommitter(settings.kafka_topic, partition, product, self.log)
         self._make_consumer = make_consumer
         self._make_dead_letters = dead_letters
-        self._labels = {"product": product}
+        self.metrics = metrics.ProductMetrics(product)
 
     @property
     def live(self) -> bool:
@@ -205,7 +205,7 @@ class PartitionWriter(threading.Thread):
         if batch.rows:
             started = time.perf_counter()
             result = self.retry("mysql", lambda: self.sink.write(batch.rows), pause=consumer)
-            metrics.WRITE_SECONDS.labels(**self._labels).observe(time.perf_counter() - started)
+            self.metrics.write_seconds.observe(time.perf_counter() - started)
         next_offset = batch.last_offset + 1
         if self.live:
             self.offsets.rows_stored(next_offset)
@@ -232,15 +232,15 @@ class PartitionWriter(threading.Thread):
         counts.dead_letters += len(batch.rejected)
         counts.snapshots += batch.snapshots
         self.status.next_offset = next_offset
-        labels = self._labels
-        metrics.ROWS_WRITTEN.labels(**labels).inc(result.inserted)
-        metrics.DUPLICATES.labels(**labels).inc(result.duplicates)
-        metrics.DEAD_LETTERS.labels(**labels).inc(len(batch.rejected))
-        metrics.SNAPSHOTS.labels(**labels).inc(batch.snapshots)
-        metrics.BATCH_ROWS.labels(**labels).observe(len(batch.rows))
-        metrics.LAST_COMMIT.labels(**labels).set_to_current_time()
+        series = self.metrics
+        series.rows_written.inc(result.inserted)
+        series.duplicates.inc(result.duplicates)
+        series.dead_letters.inc(len(batch.rejected))
+        series.snapshots.inc(batch.snapshots)
+        series.batch_rows.observe(len(batch.rows))
+        series.last_commit.set_to_current_time()
         if batch.received_ns:
-            latency = metrics.END_TO_END_SECONDS.labels(**labels)
+            latency = series.end_to_end
             now_ns = time.time_ns()
             for received in batch.received_ns:
                 latency.observe(max(0, now_ns - received) / 1e9)
@@ -251,7 +251,7 @@ class PartitionWriter(threading.Thread):
         _low, high = consumer.get_watermark_offsets(self.topic_partition(), cached=True)
         if high >= 0:
             self.status.lag = max(0, high - self.status.next_offset)
-            metrics.LAG.labels(**self._labels).set(self.status.lag)
+            self.metrics.lag.set(self.status.lag)
 
     # ------------------------------------------------------------------ retries
 
