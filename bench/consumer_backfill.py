@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from confluent_kafka import Producer
 
 from bench.report import Process, print_table, service_pid, write_json
 from consumer.decode import decode
@@ -48,7 +47,8 @@ from ops.pipeline import (
     python_env,
     throwaway_pipeline,
 )
-from shared.kafka_clients import HEADER_RECEIVED_NS, HEADER_SOURCE
+from shared.kafka_clients import HEADER_RECEIVED_NS, HEADER_SOURCE, reliable_producer
+from shared.settings import CommonSettings
 from simulator.frames import ProductState
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,10 +61,6 @@ class Scratch:
     """This run's throwaway pipeline plus one empty `order` table per phase."""
 
     pipeline: Pipeline
-
-    @property
-    def topic(self) -> str:
-        return self.pipeline.topic
 
     def database(self, phase: str) -> str:
         return f"{self.pipeline.database}_{phase}"
@@ -92,15 +88,10 @@ def scratch_pipeline(products: tuple[str, ...]) -> Iterator[Scratch]:
 def preload(scratch: Scratch, rows: int, tsv: Path, naive_rows: int) -> list[Row]:
     """Produce `rows` frames round-robin over the products; write the rows they must become
     (decoded by the consumer's own code) to `tsv`; return the first `naive_rows` rows."""
-    producer = Producer(
-        {
-            "bootstrap.servers": services.KAFKA_BOOTSTRAP,
-            "enable.idempotence": True,  # offsets 0..n-1 in produce order
-            "linger.ms": 50,
-            "compression.type": "lz4",
-            "queue.buffering.max.messages": 1_000_000,
-        }
-    )
+    settings = CommonSettings(kafka_bootstrap_servers=services.KAFKA_BOOTSTRAP)
+    # Idempotent: offsets are 0..n-1 in produce order, as the bound's rows say.
+    batching = {"linger.ms": 50, "queue.buffering.max.messages": 1_000_000}
+    producer = reliable_producer(settings, **batching)
     products = scratch.pipeline.products
     states = [ProductState(product, seed=7) for product in products]
     offsets = [0] * len(states)
@@ -115,15 +106,10 @@ def preload(scratch: Scratch, rows: int, tsv: Path, naive_rows: int) -> list[Row
                 (HEADER_RECEIVED_NS, str(now_ns).encode()),
                 (HEADER_SOURCE, b"bench"),
             ]
+            key = products[partition].encode()
             while True:
                 try:
-                    producer.produce(
-                        scratch.topic,
-                        frame,
-                        key=products[partition].encode(),
-                        partition=partition,
-                        headers=headers,
-                    )
+                    producer.produce(scratch.pipeline.topic, frame, key, partition, headers=headers)
                     break
                 except BufferError:
                     producer.poll(0.05)
