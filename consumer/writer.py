@@ -117,7 +117,7 @@ class PartitionWriter(threading.Thread):
                 if messages:
                     self.write_batch(consumer, dead_letters, messages)
                 if self.live:
-                    self.offsets.commit_if_due(consumer)
+                    self.commit_offsets(consumer)
                 self.update_lag(consumer)
             self.commit_at_exit(consumer)
         except BaseException as exc:
@@ -153,6 +153,14 @@ class PartitionWriter(threading.Thread):
         if next_offset is None:
             return self.start_offset >= self.end_offset
         return next_offset >= self.end_offset
+
+    def commit_offsets(self, consumer: Consumer) -> None:
+        """About once a second, asynchronously; synchronously (with retries) if that stalls."""
+        if self.offsets.stalled():
+            self.log.warning("asynchronous offset commit unanswered; committing synchronously")
+            self.retry("kafka_commit", lambda: self.offsets.commit_now(consumer))
+        else:
+            self.offsets.commit_if_due(consumer)
 
     def commit_at_exit(self, consumer: Consumer) -> None:
         if not self.live or not self.offsets.pending:

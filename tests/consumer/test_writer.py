@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from confluent_kafka import TopicPartition
 
+from consumer.offsets import OffsetCommitter
 from consumer.settings import ConsumerSettings
 from consumer.sink import Row, WriteResult
 from consumer.sink.errors import SinkRejected, SinkUnavailable
@@ -79,6 +80,7 @@ class FakeConsumer:
         self, records: list[bytes], sink: FakeSink, on_commit: Callable[..., None]
     ) -> None:
         self.records, self.sink, self.on_commit = records, sink, on_commit
+        self.answer_async = True  # False: asynchronous commits are never answered
         self.position = 0
         self.paused = False
         self.events: list[str] = []
@@ -105,7 +107,7 @@ class FakeConsumer:
 
     def commit(self, offsets: list[TopicPartition], asynchronous: bool) -> list[TopicPartition]:
         self.commits.append((offsets[0].offset, self.sink.stored_up_to, asynchronous))
-        if asynchronous:
+        if asynchronous and self.answer_async:
             self.on_commit(None, offsets)
         return offsets
 
@@ -154,7 +156,10 @@ class Rig:
 
     def make_consumer(self, group: str, on_commit: Callable[..., None]) -> FakeConsumer:
         self.consumer = FakeConsumer(self.records, self.sink, on_commit)
+        self.consumer.answer_async = self.answer_async
         return self.consumer
+
+    answer_async = True
 
     def run_until(self, done: Callable[[], bool], timeout_s: float = 10) -> None:
         self.writer.start()
@@ -211,6 +216,25 @@ def test_an_idle_writer_commits_its_last_batch_within_about_a_second() -> None:
                 break
             time.sleep(0.05)
         assert rig.consumer is not None and rig.consumer.commits[-1][:2] == (3, 3)
+    finally:
+        rig.stop.set()
+        rig.writer.join(10)
+
+
+def test_an_unanswered_asynchronous_commit_is_redone_synchronously() -> None:
+    rig = Rig(frames(5), FakeSink(), batch_max_wait_ms=1)
+    rig.answer_async = False  # as librdkafka does while its coordinator look-up is stuck
+    rig.writer.offsets = OffsetCommitter(TOPIC, PARTITION, PRODUCT, rig.writer.log, 0.2, 0.5)
+    rig.writer.start()
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if rig.consumer and any(not c[2] for c in rig.consumer.commits):
+                break
+            time.sleep(0.05)
+        assert rig.consumer is not None
+        assert [c for c in rig.consumer.commits if not c[2]][:1] == [(5, 5, False)]
+        assert rig.writer.offsets.acknowledged == 5 and not rig.writer.offsets.pending
     finally:
         rig.stop.set()
         rig.writer.join(10)
