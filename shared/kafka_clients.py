@@ -59,8 +59,8 @@ def pinned_consumer(settings: CommonSettings, group_id: str, **overrides: Any) -
         "auto.offset.reset": "earliest",
         "enable.partition.eof": False,
         # Bound the prefetch so a paused writer doesn't buffer without limit.
-        "queued.max.messages.kbytes": 16384,
-        "queued.min.messages": 20000,
+        "queued.max.messages.kbytes": 8192,
+        "queued.min.messages": 10000,
         "fetch.max.bytes": 8 * 1024 * 1024,
         "isolation.level": "read_committed",
     }
