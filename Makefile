@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
 .PHONY: venv services-up services-down services-status schema topics test lint \
-        run demo producer consumer simulator bench drill lock clean
+        run demo producer consumer simulator bench drill lock clean \
+        build-producer build-consumer build-analysis push compose-config cfn-lint
 
 venv: $(INSTALLED)
 
@@ -83,9 +84,17 @@ build-producer:       ## image $(REGISTRY)/producer:$(TAG) (Dockerfile target pr
 build-consumer:       ## image $(REGISTRY)/consumer:$(TAG) (Dockerfile target consumer)
 	$(DOCKER) build --target consumer -t $(REGISTRY)/consumer:$(TAG) .
 
-push: build-producer build-consumer   ## log in first, e.g. aws ecr get-login-password | docker login ...
+build-analysis:       ## image $(REGISTRY)/analysis:$(TAG) (Dockerfile target analysis)
+	$(DOCKER) build --target analysis -t $(REGISTRY)/analysis:$(TAG) .
+
+push: build-producer build-consumer build-analysis   ## log in first, e.g. aws ecr get-login-password | docker login ...
 	$(DOCKER) push $(REGISTRY)/producer:$(TAG)
 	$(DOCKER) push $(REGISTRY)/consumer:$(TAG)
+	$(DOCKER) push $(REGISTRY)/analysis:$(TAG)
 
-compose-config:       ## validate docker-compose.yml with every profile (needs only the client)
-	$(DOCKER) compose --profile demo --profile monitoring config -q
+compose-config:       ## docker compose's own check of every profile (needs the compose plugin; make test checks the schema everywhere)
+	$(DOCKER) compose --profile demo --profile monitoring --profile per-instrument config -q
+
+# ---------------------------------------------------------------- AWS (offline checks; `make test` runs them too)
+cfn-lint: venv        ## lint deploy/cloudformation/pipeline.yml against AWS's resource specifications
+	$(VENV)/bin/cfn-lint deploy/cloudformation/pipeline.yml

@@ -55,9 +55,13 @@ def mysql_commits(pipeline: Pipeline) -> int:
     return int(row[1]) if row else 0
 
 
-def measure(
-    pipeline: Pipeline, rate: float, connections: int, seconds: float, warm_up: float
-) -> dict[str, Any]:
+LATENCY = (
+    "SELECT TIMESTAMPDIFF(MICROSECOND, received_at, inserted_at) / 1e6 FROM `order` "
+    "WHERE received_at >= %s AND received_at < %s + INTERVAL %s SECOND"
+)
+
+
+def measure(pipeline: Pipeline, rate: float, connections: int, args: Any) -> dict[str, Any]:
     """One run at `rate` ticks/s in all: counters read before and after the window."""
     simulator, url = start_simulator(rate=rate / len(PRODUCTS), count=None)
     port = free_port()
@@ -66,49 +70,33 @@ def measure(
     producer = pipeline.start("producer", env=env)
     try:
         metrics_text(port)  # the consumer is up
-        time.sleep(warm_up)  # imports, connections, producer id, first batches
-        watched = {
-            "producer": Process(producer.pid),
-            "consumer": Process(consumer.pid),
-            "broker": Process(service_pid("kafka")),
-            "mariadb": Process(service_pid("mariadb")),
-        }
+        time.sleep(args.warm_up_seconds)  # imports, connections, producer id, first batches
+        pids = {"producer": producer.pid, "consumer": consumer.pid,
+                "broker": service_pid("kafka"), "mariadb": service_pid("mariadb")}  # fmt: skip
+        watched = {name: Process(pid) for name, pid in pids.items()}
         since = datetime.now(UTC).replace(tzinfo=None)
         before = {name: p.cpu_seconds() for name, p in watched.items()}
-        offsets, commits, page = (
+        page, offsets, commits = (
+            metrics_text(port),
             offset_records(pipeline),
             mysql_commits(pipeline),
-            metrics_text(port),
         )
         started = time.monotonic()
-        time.sleep(seconds)
+        time.sleep(args.seconds)
         cpu = {name: p.cpu_seconds() - before[name] for name, p in watched.items()}
         elapsed = time.monotonic() - started
         offsets, commits = offset_records(pipeline) - offsets, mysql_commits(pipeline) - commits
-        histogram = histogram_quantiles(
-            metrics_text(port), "consumer_end_to_end_seconds", (0.5, 0.95, 0.99), page
-        )
-        memory = {name: p.rss_mb() for name, p in watched.items()}
+        metric, quantiles = "consumer_end_to_end_seconds", (0.5, 0.95, 0.99)
+        histogram = histogram_quantiles(metrics_text(port), metric, quantiles, page)
+        memory = {part: p.rss_mb() for part, p in watched.items()}
     finally:
         for process in (producer, consumer, simulator):
             process.terminate()
             process.wait(30)
-    latencies = [
-        float(v)
-        for (v,) in pipeline.rows(
-            "SELECT TIMESTAMPDIFF(MICROSECOND, received_at, inserted_at) / 1e6 FROM `order` "
-            "WHERE received_at >= %s AND received_at < %s + INTERVAL %s SECOND",
-            since,
-            since,
-            round(seconds),
-        )
-    ]
+    latencies = [float(v) for (v,) in pipeline.rows(LATENCY, since, since, round(args.seconds))]
     ticks = max(1, len(latencies))
     return {
-        "rate": rate,
-        "feed_connections": connections,
-        "seconds": elapsed,
-        "rows": len(latencies),
+        "rate": rate, "feed_connections": connections, "seconds": elapsed, "rows": len(latencies),
         "cores": {name: value / elapsed for name, value in cpu.items()},
         "us_per_tick": {name: value / ticks * 1e6 for name, value in cpu.items()},
         "rss_mb": memory,
@@ -116,48 +104,39 @@ def measure(
         "mysql_commits_per_s": commits / elapsed,
         "receive_to_insert_s": percentiles(latencies),
         "receive_to_commit_histogram_s": histogram,
-    }
+    }  # fmt: skip
+
+
+def describe(run: dict[str, Any]) -> tuple[str, str]:
+    late, rss = run["receive_to_insert_s"], run["rss_mb"]
+    parts = " | ".join(f"{run['cores'][p]:.3f} / {run['us_per_tick'][p]:.0f}" for p in PARTS)
+    return (
+        f"{run['rate']:g} ticks/s, {run['feed_connections']} conn, {run['rows']:,} rows",
+        f"{parts} | {rss['producer']:.0f} / {rss['consumer']:.0f} MB"
+        f" | {run['offset_commits_per_s']:.1f} | {run['mysql_commits_per_s']:.1f}"
+        f" | {late['p50'] * 1000:.1f} / {late['p99'] * 1000:.1f} ms",
+    )
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
+    add = parser.add_argument
+    add(
+        "--runs", default="15:2,150:2,300:2,900:2,900:1", help="ticks/s in all:FEED_CONNECTIONS,..."
     )
-    parser.add_argument(
-        "--runs",
-        default="15:2,150:2,300:2,900:2,900:1",
-        help="total ticks/s : FEED_CONNECTIONS, comma-separated",
-    )
-    parser.add_argument("--seconds", type=float, default=30)
-    parser.add_argument("--warm-up-seconds", type=float, default=5)
-    parser.add_argument("--json", type=Path)
+    add("--seconds", type=float, default=30)
+    add("--warm-up-seconds", type=float, default=5)
+    add("--json", type=Path)
     args = parser.parse_args(argv)
     runs = []
     for run in args.runs.split(","):
         rate, _, connections = run.partition(":")
         with throwaway_pipeline("bench") as pipeline:
-            runs.append(
-                measure(
-                    pipeline, float(rate), int(connections or 2), args.seconds, args.warm_up_seconds
-                )
-            )
-    rows = []
-    for r in runs:
-        late = r["receive_to_insert_s"]
-        rows.append(
-            (
-                f"{r['rate']:g} ticks/s, {r['feed_connections']} conn, {r['rows']:,} rows",
-                " | ".join(f"{r['cores'][p]:.3f} / {r['us_per_tick'][p]:.0f}" for p in PARTS)
-                + f" | {r['rss_mb']['producer']:.0f} / {r['rss_mb']['consumer']:.0f} MB"
-                + f" | {r['offset_commits_per_s']:.1f} | {r['mysql_commits_per_s']:.1f}"
-                + f" | {late['p50'] * 1000:.1f} / {late['p99'] * 1000:.1f} ms",
-            )
-        )
-    print_table(
-        "live cost: cores / µs per tick for " + ", ".join(PARTS) + " | RSS producer / "
-        "consumer | offset commits/s | MySQL commits/s | receive -> row p50 / p99",
-        rows,
-    )
+            runs.append(measure(pipeline, float(rate), int(connections or 2), args))
+    title = (f"live cost: cores / µs per tick of {', '.join(PARTS)} | RSS producer / consumer"
+             " | offset commits/s | MySQL commits/s | receive -> row p50 / p99")  # fmt: skip
+    print_table(title, [describe(run) for run in runs])
     result = {"runs": runs}
     if args.json:
         write_json(args.json, result)

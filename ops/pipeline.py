@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -95,9 +96,18 @@ class Services:
 
 
 def create_topic(services: Services, name: str, partitions: int) -> None:
+    """Create the topic and wait until the broker's metadata shows all its partitions
+    (under load it trails the controller, and a service starting then would not see them)."""
     admin = services.admin_client()  # must outlive the future
     futures = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
     futures[name].result(timeout=30)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        topic = admin.list_topics(name, timeout=10).topics.get(name)
+        if topic is not None and topic.error is None and len(topic.partitions) == partitions:
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"topic {name} has not shown {partitions} partitions in 30 s")
 
 
 def create_database(services: Services, name: str) -> None:

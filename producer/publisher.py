@@ -9,7 +9,8 @@ dropped frame is counted per product and logged, so exactly what was lost is kno
 
 from __future__ import annotations
 
-import threading
+import asyncio
+import contextlib
 import time
 
 from confluent_kafka import KafkaError, Message
@@ -22,6 +23,11 @@ from shared.logs import get_logger
 from shared.partitions import PartitionMap
 
 log = get_logger(__name__)
+
+# Acknowledgements are served this often while frames are in flight, and idle checks for
+# client errors less often: at live rates every wake-up of the loop costs as much as a tick.
+REPORT_INTERVAL_S = 0.05
+IDLE_REPORT_INTERVAL_S = 0.5
 
 
 class Publisher:
@@ -47,9 +53,6 @@ class Publisher:
         self.dead_letters = DeadLetterPublisher(
             self._producer, settings.kafka_dlq_topic, "producer"
         )
-        self._stop = threading.Event()
-        self._poller = threading.Thread(target=self._serve_reports, name="delivery", daemon=True)
-        self._poller.start()
         self._buffer_full_logged_at = 0.0
 
     def publish(self, frame: bytes, product: str, partition: int, received_ns: int) -> bool:
@@ -85,17 +88,22 @@ class Publisher:
 
     def flush(self, timeout_s: float) -> int:
         """Wait for acknowledgements; returns how many frames are still unacknowledged."""
-        remaining = int(self._producer.flush(timeout_s))
-        self._stop.set()
-        self._poller.join(timeout=2)
-        return remaining
+        return int(self._producer.flush(timeout_s))
 
-    def _serve_reports(self) -> None:
-        while not self._stop.is_set():
-            self._producer.poll(0.1)
+    async def serve_reports(self, stop: asyncio.Event) -> None:
+        """Deliver acknowledgements on the event loop until `stop`.
+
+        On the loop rather than a thread of their own: a second Python thread would wake for
+        every report and trade the GIL with the reader, which cost more than the reports.
+        """
+        while not stop.is_set():
+            self._producer.poll(0)
             buffered = len(self._producer)
             metrics.BUFFERED.set(buffered)
             metrics.BUFFER_FILL.set(buffered / self.capacity)
+            interval = REPORT_INTERVAL_S if buffered else IDLE_REPORT_INTERVAL_S
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
 
     def _delivered(self, error: KafkaError | None, message: Message) -> None:
         if message.topic() != self.topic:

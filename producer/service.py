@@ -135,7 +135,9 @@ async def run(settings: ProducerSettings) -> int:
         topic=settings.kafka_topic,
         connections=settings.feed_connections,
     )
+    reports = asyncio.create_task(publisher.serve_reports(feed.stop))
     await feed.run()
+    await reports
     log.info("stopping: flushing Kafka", in_flight=publisher.in_flight())
     remaining = await asyncio.to_thread(publisher.flush, settings.flush_timeout_s)
     log.info(

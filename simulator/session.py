@@ -62,6 +62,12 @@ class Session:
         self._batch_writes = callable(getattr(ws, "drain", None))
 
     async def run(self) -> None:
+        try:
+            await self._serve()
+        finally:
+            self._market.leave(self)  # however it ended, even mid-handshake
+
+    async def _serve(self) -> None:
         if not await self._handshake():
             return
         if self._cfg.drop_after_seconds is not None:
@@ -75,7 +81,6 @@ class Session:
             # The reader ends when the client closes; the stream when it closed us.
             await asyncio.wait((reader, stream), return_when=asyncio.FIRST_COMPLETED)
         finally:
-            self._market.leave(self)
             for task in tasks:
                 task.cancel()
             results = await asyncio.gather(*tasks, return_exceptions=True)

@@ -111,8 +111,12 @@ def test_ensure_creates_one_partition_per_product_and_is_idempotent(services: Se
     admin = services.admin_client()
     assert ensure_topic(admin, name, partitions=3, retention_ms=-1) is True
     assert ensure_topic(admin, name, partitions=3, retention_ms=-1) is False
-    topic = admin.list_topics(name, timeout=10).topics[name]
-    assert len(topic.partitions) == 3
+    # The broker's metadata cache may trail the controller by a moment under load.
+    wait_for(
+        lambda: len(admin.list_topics(name, timeout=10).topics[name].partitions) == 3,
+        10,
+        "three partitions in the topic's metadata",
+    )
 
 
 def test_ensure_refuses_topic_with_too_few_partitions(services: Services) -> None:
