@@ -4,35 +4,61 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from confluent_kafka import KafkaException
 
 from consumer import backfill, service
-from consumer.preflight import PreflightError, check_table
+from consumer.preflight import PreflightError, choose_write_path
+from consumer.settings import ConsumerSettings
 from shared.logs import configure_logging
-from shared.settings import ConsumerSettings, load
+from shared.settings import describe, load
 from shared.topics import TopicError, ensure_all
+
+EXIT_CODES = """exit codes:
+  0  stopped by SIGTERM/SIGINT after the batch in hand (backfill: the range is written)
+  1  a writer died (permanent error: privileges, schema, unexpected warnings)
+  2  cannot start: a setting, the table, the topic or MYSQL_BULK_LOAD=on refused"""
+
+
+def parser() -> argparse.ArgumentParser:
+    epilog = f"{describe(ConsumerSettings)}\n\n{EXIT_CODES}"
+    formatter = argparse.RawDescriptionHelpFormatter
+    top = argparse.ArgumentParser(
+        prog="python -m consumer",
+        description=service.__doc__,
+        epilog=epilog,
+        formatter_class=formatter,
+    )
+    commands = top.add_subparsers(dest="command")
+    replay = commands.add_parser(
+        "backfill",
+        help="re-read the topic into `order`",
+        description=backfill.__doc__,
+        epilog=epilog,
+        formatter_class=formatter,
+    )
+    replay.add_argument("--since", required=True, help="earliest, or an ISO-8601 time")
+    replay.add_argument("--until", help="ISO-8601 time (default: the end as of start)")
+    replay.add_argument(
+        "--summary-json", type=Path, metavar="PATH", help="also write the summary to PATH as JSON"
+    )
+    return top
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m consumer", description=service.__doc__)
-    commands = parser.add_subparsers(dest="command")
-    replay = commands.add_parser("backfill", help="re-read the topic into `order`")
-    replay.add_argument("--since", required=True, help="earliest, or an ISO-8601 time")
-    replay.add_argument("--until", help="ISO-8601 time (default: the end as of start)")
-    args = parser.parse_args(argv)
-
+    args = parser().parse_args(argv)
     settings = load(ConsumerSettings)
     configure_logging(settings.log_format, settings.log_level)
     try:
         ensure_all(settings)
-        check_table(settings)
+        path = choose_write_path(settings)
     except (PreflightError, TopicError, KafkaException) as exc:
         print(f"consumer cannot start: {exc}", file=sys.stderr)
         return 2
     if args.command == "backfill":
-        return backfill.backfill(settings, args.since, args.until)
-    return service.run(settings)
+        return backfill.backfill(settings, path, args.since, args.until, args.summary_json)
+    return service.run(settings, path)
 
 
 if __name__ == "__main__":

@@ -1,23 +1,29 @@
 """`python -m consumer backfill`: re-read the topic from a time up to its end as of now.
 
-Start offsets come from `offsets_for_times`; each partition is read up to its end offset
-taken at start (or the offset of `--until`), written idempotently by the same writer code
-as the live consumer, under a group of its own that never commits: live offsets stay put.
+Start offsets come from `offsets_for_times`; each owned partition is read up to its end
+offset taken at start (or the offset of `--until`), written idempotently by the same
+writer code as the live consumer, under a group of its own that never commits: live
+offsets stay put. A summary goes to stdout, and with `--summary-json` to a file.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
+import orjson
 from confluent_kafka import Consumer, TopicPartition
 
-from consumer.service import stop_on_signals, supervise
+from consumer.service import new_writer, stop_on_signals, supervise
+from consumer.settings import ConsumerSettings
+from consumer.sink import WritePath
 from consumer.writer import PartitionWriter
 from shared.kafka_clients import pinned_consumer
 from shared.logs import get_logger
-from shared.settings import ConsumerSettings
+from shared.partitions import PartitionMap
 
 log = get_logger(__name__)
 
@@ -52,11 +58,14 @@ def offset_at(consumer: Consumer, topic: str, partition: int, moment: datetime |
 def plan(
     settings: ConsumerSettings, group_id: str, since: datetime | None, until: datetime | None
 ) -> list[Range]:
+    partitions = PartitionMap(settings.products)
     consumer = pinned_consumer(settings, group_id)
+    topic = settings.kafka_topic
     try:
         ranges = []
-        for partition, product in enumerate(settings.products):
-            topic = settings.kafka_topic
+        for product in settings.owned_products:
+            partition = partitions.partition(product)
+            assert partition is not None
             _low, high = consumer.get_watermark_offsets(
                 TopicPartition(topic, partition), timeout=30
             )
@@ -70,8 +79,15 @@ def plan(
         consumer.close()
 
 
-def backfill(settings: ConsumerSettings, since: str, until: str | None) -> int:
+def backfill(
+    settings: ConsumerSettings,
+    path: WritePath,
+    since: str,
+    until: str | None,
+    summary_json: Path | None = None,
+) -> int:
     group_id = f"{settings.kafka_group_id}.backfill"
+    started = time.monotonic()
     ranges = plan(
         settings,
         group_id,
@@ -81,11 +97,11 @@ def backfill(settings: ConsumerSettings, since: str, until: str | None) -> int:
     stop = threading.Event()
     stop_on_signals(stop)
     writers = [
-        PartitionWriter(
+        new_writer(
             settings,
             item.product,
-            item.partition,
             stop,
+            path,
             group_id=group_id,
             start_offset=item.start,
             end_offset=item.end,
@@ -96,7 +112,35 @@ def backfill(settings: ConsumerSettings, since: str, until: str | None) -> int:
         log.info("backfill range", product=item.product, start=item.start, end=item.end)
     status = supervise(writers, stop, settings.shutdown_timeout_s)
     print_summary(ranges, writers)
+    if summary_json is not None:
+        summary = summarise(ranges, writers, path, time.monotonic() - started, status)
+        summary_json.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
     return status
+
+
+def summarise(
+    ranges: list[Range],
+    writers: list[PartitionWriter],
+    path: WritePath,
+    seconds: float,
+    status: int,
+) -> dict[str, object]:
+    """The machine-readable summary (`--summary-json`): per product and in total."""
+    products = [
+        {**asdict(item), **asdict(writer.counts)}
+        for item, writer in zip(ranges, writers, strict=True)
+    ]
+    total = {
+        name: sum(int(str(entry[name])) for entry in products)
+        for name in ("written", "duplicates", "dead_letters", "snapshots")
+    }
+    return {
+        "exit_code": status,
+        "seconds": round(seconds, 3),
+        "write_path": path.chosen,
+        "products": products,
+        "total": total,
+    }
 
 
 def print_summary(ranges: list[Range], writers: list[PartitionWriter]) -> None:
@@ -105,14 +149,14 @@ def print_summary(ranges: list[Range], writers: list[PartitionWriter]) -> None:
         f"{'dead letters':>14}{'snapshots':>11}"
     )
     for item, writer in zip(ranges, writers, strict=True):
-        totals = writer.totals
+        counts = writer.counts
         print(
-            f"{item.product:<12}{f'{item.start}..{item.end}':>22}{totals.written:>12}"
-            f"{totals.duplicates:>12}{totals.dead_letters:>14}{totals.snapshots:>11}"
+            f"{item.product:<12}{f'{item.start}..{item.end}':>22}{counts.written:>12}"
+            f"{counts.duplicates:>12}{counts.dead_letters:>14}{counts.snapshots:>11}"
         )
     print(
-        f"{'total':<12}{'':>22}{sum(w.totals.written for w in writers):>12}"
-        f"{sum(w.totals.duplicates for w in writers):>12}"
-        f"{sum(w.totals.dead_letters for w in writers):>14}"
-        f"{sum(w.totals.snapshots for w in writers):>11}"
+        f"{'total':<12}{'':>22}{sum(w.counts.written for w in writers):>12}"
+        f"{sum(w.counts.duplicates for w in writers):>12}"
+        f"{sum(w.counts.dead_letters for w in writers):>14}"
+        f"{sum(w.counts.snapshots for w in writers):>11}"
     )

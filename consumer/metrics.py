@@ -37,3 +37,30 @@ LAG = Gauge("consumer_lag_records", "Records in the partition not yet written", 
 LAST_COMMIT = Gauge(
     "consumer_last_commit_timestamp_seconds", "When the last batch was committed", ["product"]
 )
+OFFSET_COMMITS = Counter(
+    "consumer_offset_commits_total", "Kafka offset commits sent (about one a second)", ["product"]
+)
+PRODUCTS_OWNED = Gauge(
+    "consumer_products_owned", "1 for each product this process writes", ["product"]
+)
+WRITE_PATH = Gauge("consumer_write_path", "1 for the MySQL write path in use", ["path"])
+
+
+class ProductMetrics:
+    """One product's series, looked up once (a label lookup per batch adds up at live rates).
+
+    Made at start-up for every owned product, so /metrics names them before any row.
+    """
+
+    def __init__(self, product: str) -> None:
+        self.rows_written = ROWS_WRITTEN.labels(product=product)
+        self.duplicates = DUPLICATES.labels(product=product)
+        self.dead_letters = DEAD_LETTERS.labels(product=product)
+        self.snapshots = SNAPSHOTS.labels(product=product)
+        self.batch_rows = BATCH_ROWS.labels(product=product)
+        self.write_seconds = WRITE_SECONDS.labels(product=product)
+        self.end_to_end = END_TO_END_SECONDS.labels(product=product)
+        self.lag = LAG.labels(product=product)
+        self.last_commit = LAST_COMMIT.labels(product=product)
+        self.offset_commits = OFFSET_COMMITS.labels(product=product)
+        PRODUCTS_OWNED.labels(product=product).set(1)

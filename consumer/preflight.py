@@ -4,25 +4,39 @@ from __future__ import annotations
 
 import pymysql
 
-from consumer.decode import COLUMNS
-from shared import mysql
-from shared.settings import ConsumerSettings
+from consumer.settings import ConsumerSettings
+from consumer.sink import COLUMN_NAMES, SinkError, WritePath
+from consumer.sink.connection import connect
+from consumer.sink.errors import from_mysql
 
 
 class PreflightError(Exception):
     """Something a retry won't fix: the table or the topic is not what the writer needs."""
 
 
-def check_table(settings: ConsumerSettings) -> None:
-    """The `order` table exists with every column the writer inserts, and we may insert."""
+def check_table(settings: ConsumerSettings) -> bool:
+    """The `order` table has every column the writer inserts; False if MySQL is away for now."""
     try:
-        connection = mysql.connect(settings)
+        connection = connect(settings, local_infile=False)
     except pymysql.MySQLError as exc:
-        if mysql.is_transient(exc):
-            return  # the writers will wait for the database with backoff
+        if from_mysql(exc).retriable:
+            return False  # the writers will wait for the database with backoff
         raise PreflightError(f"MySQL refused the connection: {exc.args[-1]}") from None
     with connection, connection.cursor() as cursor:
         try:
-            cursor.execute(f"SELECT {', '.join(COLUMNS)} FROM `order` LIMIT 0")
+            cursor.execute(f"SELECT {', '.join(COLUMN_NAMES)} FROM `order` LIMIT 0")
         except pymysql.MySQLError as exc:
             raise PreflightError(f"table `order` does not fit the writer: {exc.args[-1]}") from None
+    return True
+
+
+def choose_write_path(settings: ConsumerSettings) -> WritePath:
+    """MYSQL_BULK_LOAD resolved now when MySQL answers (else by the first writer to reach it)."""
+    path = WritePath(settings)
+    if check_table(settings):
+        try:
+            path.resolve()
+        except SinkError as exc:
+            if not exc.retriable:
+                raise PreflightError(str(exc)) from None
+    return path

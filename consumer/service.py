@@ -1,7 +1,7 @@
-"""`python -m consumer`: one pinned writer thread per product until SIGTERM/SIGINT.
+"""`python -m consumer`: one pinned writer thread per owned product until SIGTERM/SIGINT.
 
 A writer that dies stops the others (after their batch in hand) and the process exits 1:
-all instruments written, or none, never two of three silently.
+all owned instruments written, or none, never two of three silently.
 """
 
 from __future__ import annotations
@@ -12,40 +12,74 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from consumer.settings import ConsumerSettings
+from consumer.sink import MySQLOrderSink, WritePath
 from consumer.writer import HEALTHY_LOOP_AGE_S, PartitionWriter
+from shared.dead_letters import DeadLetterPublisher
+from shared.kafka_clients import pinned_consumer, reliable_producer
 from shared.logs import get_logger
 from shared.observability import serve
-from shared.settings import ConsumerSettings
+from shared.partitions import PartitionMap
 
 log = get_logger(__name__)
 
 
 def stop_on_signals(stop: threading.Event) -> None:
-    def handle(signum: int, _frame: object) -> None:
+    def on_signal(signum: int, _frame: object) -> None:
         log.info("stopping", signal=signal.Signals(signum).name)
         stop.set()
 
-    signal.signal(signal.SIGTERM, handle)
-    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
 
 
-def health(writers: Sequence[PartitionWriter]) -> tuple[bool, dict[str, Any]]:
+def new_writer(
+    settings: ConsumerSettings,
+    product: str,
+    stop: threading.Event,
+    path: WritePath,
+    **options: Any,
+) -> PartitionWriter:
+    """A writer for `product` on its PRODUCTS-order partition, with real Kafka and MySQL."""
+    partition = PartitionMap(settings.products).partition(product)
+    assert partition is not None  # settings checked CONSUMER_PRODUCTS against PRODUCTS
+    return PartitionWriter(
+        settings,
+        product,
+        partition,
+        stop,
+        sink=MySQLOrderSink(settings, path),
+        make_consumer=lambda group, on_commit: pinned_consumer(
+            settings, group, on_commit=on_commit
+        ),
+        dead_letters=lambda: DeadLetterPublisher(
+            reliable_producer(settings), settings.kafka_dlq_topic, stage="consumer"
+        ),
+        **options,
+    )
+
+
+def health(
+    writers: Sequence[PartitionWriter], path: WritePath | None = None
+) -> tuple[bool, dict[str, Any]]:
     now = time.monotonic()
     details = {
         writer.product: {
             "alive": writer.is_alive(),
-            "state": writer.totals.state,
-            "lag": writer.totals.lag,
-            "seconds_since_loop": round(now - writer.totals.last_loop, 3),
-            "next_offset": writer.totals.next_offset,
+            "partition": writer.partition,
+            "state": writer.status.state,
+            "lag": writer.status.lag,
+            "seconds_since_loop": round(now - writer.status.last_loop, 3),
+            "next_offset": writer.status.next_offset,
         }
         for writer in writers
     }
     healthy = all(
-        writer.is_alive() and now - writer.totals.last_loop < HEALTHY_LOOP_AGE_S
+        writer.is_alive() and now - writer.status.last_loop < HEALTHY_LOOP_AGE_S
         for writer in writers
     )
-    return healthy, {"writers": details}
+    extra = {"write_path": path.chosen} if path is not None else {}
+    return healthy, {"products": [w.product for w in writers], **extra, "writers": details}
 
 
 def supervise(writers: Sequence[PartitionWriter], stop: threading.Event, timeout_s: float) -> int:
@@ -74,13 +108,19 @@ def supervise(writers: Sequence[PartitionWriter], stop: threading.Event, timeout
     return 1 if any(writer.error is not None for writer in writers) else 0
 
 
-def run(settings: ConsumerSettings) -> int:
+def run(settings: ConsumerSettings, path: WritePath) -> int:
     stop = threading.Event()
     stop_on_signals(stop)
-    writers = [
-        PartitionWriter(settings, product, partition, stop)
-        for partition, product in enumerate(settings.products)
-    ]
-    serve(settings.consumer_metrics_port, lambda: health(writers), setting="CONSUMER_METRICS_PORT")
-    log.info("consumer starting", products=settings.products, group=settings.kafka_group_id)
+    writers = [new_writer(settings, product, stop, path) for product in settings.owned_products]
+    serve(
+        settings.consumer_metrics_port,
+        lambda: health(writers, path),
+        setting="CONSUMER_METRICS_PORT",
+    )
+    log.info(
+        "consumer starting",
+        products=settings.owned_products,
+        group=settings.kafka_group_id,
+        write_path=path.chosen,
+    )
     return supervise(writers, stop, settings.shutdown_timeout_s)

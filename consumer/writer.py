@@ -1,9 +1,10 @@
 """One writer thread: a product's partition -> its rows in `order`.
 
-Each loop: poll a batch (closes on size or time) -> decode -> dead letters acknowledged ->
-rows written in one transaction -> Kafka offset committed. The offset is committed only
-after the database commit, and the insert is idempotent, so a crash anywhere replays
-at most one batch and never duplicates a row.
+Each loop: poll (a long wait while idle, which returns at the first record; then a short
+one while the batch fills) -> decode -> dead letters acknowledged -> `sink.write` (one
+transaction) -> Kafka offsets committed about once a second, asynchronously, and only up
+to what the database holds (consumer/offsets.py). A crash replays at most about a
+second of rows, which the primary key absorbs.
 """
 
 from __future__ import annotations
@@ -23,47 +24,45 @@ from confluent_kafka import (
     Message,
     TopicPartition,
 )
-from pymysql.connections import Connection
-from pymysql.cursors import Cursor
 from tenacity import Retrying, retry_if_exception, wait_exponential_jitter
 
 from consumer import metrics
-from consumer.decode import Rejected, Row, Snapshot, decode, received_ns
-from consumer.sink import WriteResult, write_batch
-from shared import mysql
+from consumer.decode import Batch, decode_batch
+from consumer.offsets import OffsetCommitter
+from consumer.settings import ConsumerSettings
+from consumer.sink import OrderSink, SinkError, WriteResult
 from shared.dead_letters import DeadLetterError, DeadLetterPublisher
-from shared.kafka_clients import pinned_consumer, reliable_producer
 from shared.logs import get_logger
-from shared.settings import ConsumerSettings
 
 HEALTHY_LOOP_AGE_S = 60.0
+IDLE_POLL_S = 1.0  # nothing arrived: wait this long (a record ends the wait at once)
+
+# Builds the writer's Kafka consumer; `on_commit` must be wired to librdkafka's callback.
+ConsumerFactory = Callable[[str, Callable[[KafkaError | None, list[TopicPartition]], None]], Any]
 
 
 @dataclass
-class Batch:
-    rows: list[Row] = field(default_factory=list)
-    rejected: list[tuple[Message, str]] = field(default_factory=list)
-    snapshots: int = 0
-    last_offset: int = -1
-    received_ns: list[int] = field(default_factory=list)  # live only: for the latency metric
+class WriterStatus:
+    """What a writer is doing now; read by /healthz."""
+
+    state: str = "starting"
+    lag: int | None = None
+    next_offset: int | None = None
+    last_loop: float = field(default_factory=time.monotonic)
 
 
 @dataclass
-class WriterTotals:
-    """What one writer did; read by health, the backfill summary and tests."""
+class WriterCounts:
+    """What a writer has done; read by the backfill summary and tests."""
 
     written: int = 0
     duplicates: int = 0
     dead_letters: int = 0
     snapshots: int = 0
-    next_offset: int | None = None
-    lag: int | None = None
-    state: str = "starting"
-    last_loop: float = field(default_factory=time.monotonic)
 
 
 class PartitionWriter(threading.Thread):
-    """Writes one product's partition; `error` holds what killed it, if anything."""
+    """Writes one product's partition through `sink`; `error` holds what killed it, if anything."""
 
     def __init__(
         self,
@@ -71,6 +70,9 @@ class PartitionWriter(threading.Thread):
         product: str,
         partition: int,
         stop: threading.Event,
+        sink: OrderSink,
+        make_consumer: ConsumerFactory,
+        dead_letters: Callable[[], DeadLetterPublisher],
         group_id: str | None = None,
         start_offset: int = OFFSET_STORED,
         end_offset: int | None = None,
@@ -83,19 +85,25 @@ class PartitionWriter(threading.Thread):
         self.start_offset = start_offset
         self.end_offset = end_offset  # backfill: stop here and commit nothing to Kafka
         self.stop = stop
-        self.totals = WriterTotals()
+        self.sink = sink
+        self.status = WriterStatus()
+        self.counts = WriterCounts()
         self.error: BaseException | None = None
         self.log = get_logger(__name__, product=product, partition=partition)
-        self._labels = {"product": product}
-        self._connection: Connection[Cursor] | None = None
+        self.offsets = OffsetCommitter(settings.kafka_topic, partition, product, self.log)
+        self._make_consumer = make_consumer
+        self._make_dead_letters = dead_letters
+        self.metrics = metrics.ProductMetrics(product)
+
+    @property
+    def live(self) -> bool:
+        return self.end_offset is None
 
     # ------------------------------------------------------------------ thread body
 
     def run(self) -> None:
-        consumer = pinned_consumer(self.settings, self.group_id)
-        dead_letters = DeadLetterPublisher(
-            reliable_producer(self.settings), self.settings.kafka_dlq_topic, stage="consumer"
-        )
+        consumer = self._make_consumer(self.group_id, self.offsets.on_commit)
+        dead_letters = self._make_dead_letters()
         try:
             start = self.start_offset
             if start == OFFSET_STORED:
@@ -103,27 +111,28 @@ class PartitionWriter(threading.Thread):
             consumer.assign([self.topic_partition(start)])
             self.log.info("writer started", start_offset=start, end=self.end_offset)
             while not self.stop.is_set() and not self.reached_end():
-                self.totals.state = "polling"
-                self.totals.last_loop = time.monotonic()
-                messages = consumer.consume(
-                    num_messages=self.settings.batch_max_rows,
-                    timeout=self.settings.batch_max_wait_ms / 1000,
-                )
+                self.status.state = "polling"
+                self.status.last_loop = time.monotonic()
+                messages = self.poll_batch(consumer)
                 if messages:
-                    self.handle(consumer, dead_letters, self.decode_all(messages))
+                    self.write_batch(consumer, dead_letters, messages)
+                if self.live:
+                    self.commit_offsets(consumer)
                 self.update_lag(consumer)
+            self.commit_at_exit(consumer)
         except BaseException as exc:
             if not self.stop.is_set():
                 self.error = exc
                 self.log.error("writer died", error=repr(exc))
+                self.commit_at_exit(consumer)  # what MySQL holds is safe to commit
                 raise
             self.log.info("writer stopped mid-batch; the batch will be replayed", error=repr(exc))
+            self.commit_at_exit(consumer)
         finally:
-            self.totals.state = "stopped"
+            self.status.state = "stopped"
             consumer.close()
-            if self._connection is not None:
-                self._connection.close()
-        self.log.info("writer stopped", written=self.totals.written)
+            self.sink.close()
+        self.log.info("writer stopped", written=self.counts.written)
 
     def committed_offset(self, consumer: Consumer) -> int:
         """The group's committed offset, or the beginning for a new group.
@@ -138,42 +147,64 @@ class PartitionWriter(threading.Thread):
         return int(found.offset) if found.offset >= 0 else OFFSET_BEGINNING
 
     def reached_end(self) -> bool:
-        next_offset = self.totals.next_offset
+        next_offset = self.status.next_offset
         if self.end_offset is None:
             return False
         if next_offset is None:
             return self.start_offset >= self.end_offset
         return next_offset >= self.end_offset
 
+    def commit_offsets(self, consumer: Consumer) -> None:
+        """About once a second, asynchronously; synchronously (with retries) if that stalls."""
+        if self.offsets.stalled():
+            self.log.warning("asynchronous offset commit unanswered; committing synchronously")
+            self.retry("kafka_commit", lambda: self.offsets.commit_now(consumer))
+        else:
+            self.offsets.commit_if_due(consumer)
+
+    def commit_at_exit(self, consumer: Consumer) -> None:
+        if not self.live or not self.offsets.pending:
+            return
+        try:
+            self.offsets.commit_now(consumer)
+        except KafkaException as exc:
+            self.log.warning("final offset commit failed; rows will be replayed", error=str(exc))
+
     # ------------------------------------------------------------------ one batch
 
-    def decode_all(self, messages: list[Message]) -> Batch:
-        batch = Batch()
+    def poll_batch(self, consumer: Consumer) -> list[Message]:
+        """Records in offset order: wait long for the first, then fill for BATCH_MAX_WAIT_MS."""
+        wait = IDLE_POLL_S
+        due = self.offsets.seconds_until_due(time.monotonic()) if self.live else None
+        if due is not None:
+            wait = min(wait, max(due, 0.001))
+        first = consumer.poll(wait)
+        if first is None:
+            return []
+        messages = [first]
+        if self.settings.batch_max_rows > 1:
+            messages += consumer.consume(
+                num_messages=self.settings.batch_max_rows - 1,
+                timeout=self.settings.batch_max_wait_ms / 1000,
+            )
+        return self.usable(messages)
+
+    def usable(self, messages: list[Message]) -> list[Message]:
+        """Drop error events (logged) and, in a backfill, records past the end offset."""
+        kept = []
         for message in messages:
             if message.error() is not None:
                 self.log.warning("consume error", error=str(message.error()))
                 continue
-            offset = message.offset()
-            assert offset is not None  # set on every record without an error
-            if self.end_offset is not None and offset >= self.end_offset:
+            if self.end_offset is not None and message.offset() >= self.end_offset:  # type: ignore[operator]
                 break  # backfill: later records belong to the live consumer
-            outcome = decode(
-                message.value(), message.headers(), self.product, self.partition, offset
-            )
-            if isinstance(outcome, Rejected):
-                batch.rejected.append((message, outcome.reason))
-            elif isinstance(outcome, Snapshot):
-                batch.snapshots += 1
-            else:
-                batch.rows.append(outcome)
-                if self.end_offset is None:
-                    received = received_ns(message.headers())
-                    if received is not None:
-                        batch.received_ns.append(received)
-            batch.last_offset = offset
-        return batch
+            kept.append(message)
+        return kept
 
-    def handle(self, consumer: Consumer, dead_letters: DeadLetterPublisher, batch: Batch) -> None:
+    def write_batch(
+        self, consumer: Consumer, dead_letters: DeadLetterPublisher, messages: list[Message]
+    ) -> None:
+        batch = decode_batch(messages, self.product, self.partition, keep_received=self.live)
         if batch.last_offset < 0:
             return
         if batch.rejected:
@@ -181,12 +212,12 @@ class PartitionWriter(threading.Thread):
         result = WriteResult(0, 0)
         if batch.rows:
             started = time.perf_counter()
-            result = self.retry("mysql", lambda: self.write(batch.rows), pause=consumer)
-            metrics.WRITE_SECONDS.labels(**self._labels).observe(time.perf_counter() - started)
+            result = self.retry("mysql", lambda: self.sink.write(batch.rows), pause=consumer)
+            self.metrics.write_seconds.observe(time.perf_counter() - started)
         next_offset = batch.last_offset + 1
-        if self.end_offset is None:
-            self.retry("kafka_commit", lambda: self.commit(consumer, next_offset))
-        self.account(batch, result, next_offset)
+        if self.live:
+            self.offsets.rows_stored(next_offset)
+        self.record_progress(batch, result, next_offset)
 
     def publish_dead_letters(self, dead_letters: DeadLetterPublisher, batch: Batch) -> None:
         for message, reason in batch.rejected:
@@ -202,49 +233,33 @@ class PartitionWriter(threading.Thread):
         for message, reason in batch.rejected:
             self.log.warning("dead letter", offset=message.offset(), reason=reason)
 
-    def write(self, rows: list[Row]) -> WriteResult:
-        if self._connection is None:
-            self._connection = mysql.connect(self.settings)
-        try:
-            return write_batch(self._connection, rows)
-        except BaseException:
-            # After a failure the connection's state is unknown: start the next try afresh.
-            if self._connection.open:
-                self._connection.close()
-            self._connection = None
-            raise
-
-    def commit(self, consumer: Consumer, next_offset: int) -> None:
-        committed = consumer.commit(offsets=[self.topic_partition(next_offset)], asynchronous=False)
-        for topic_partition in committed or ():
-            if topic_partition.error is not None:
-                raise KafkaException(topic_partition.error)
-
-    def account(self, batch: Batch, result: WriteResult, next_offset: int) -> None:
-        totals = self.totals
-        totals.written += result.inserted
-        totals.duplicates += result.duplicates
-        totals.dead_letters += len(batch.rejected)
-        totals.snapshots += batch.snapshots
-        totals.next_offset = next_offset
-        metrics.ROWS_WRITTEN.labels(**self._labels).inc(result.inserted)
-        metrics.DUPLICATES.labels(**self._labels).inc(result.duplicates)
-        metrics.DEAD_LETTERS.labels(**self._labels).inc(len(batch.rejected))
-        metrics.SNAPSHOTS.labels(**self._labels).inc(batch.snapshots)
-        metrics.BATCH_ROWS.labels(**self._labels).observe(len(batch.rows))
-        metrics.LAST_COMMIT.labels(**self._labels).set_to_current_time()
-        latency = metrics.END_TO_END_SECONDS.labels(**self._labels)
-        now_ns = time.time_ns()
-        for received in batch.received_ns:
-            latency.observe(max(0, now_ns - received) / 1e9)
+    def record_progress(self, batch: Batch, result: WriteResult, next_offset: int) -> None:
+        counts = self.counts
+        counts.written += result.inserted
+        counts.duplicates += result.duplicates
+        counts.dead_letters += len(batch.rejected)
+        counts.snapshots += batch.snapshots
+        self.status.next_offset = next_offset
+        series = self.metrics
+        series.rows_written.inc(result.inserted)
+        series.duplicates.inc(result.duplicates)
+        series.dead_letters.inc(len(batch.rejected))
+        series.snapshots.inc(batch.snapshots)
+        series.batch_rows.observe(len(batch.rows))
+        series.last_commit.set_to_current_time()
+        if batch.received_ns:
+            latency = series.end_to_end
+            now_ns = time.time_ns()
+            for received in batch.received_ns:
+                latency.observe(max(0, now_ns - received) / 1e9)
 
     def update_lag(self, consumer: Consumer) -> None:
-        if self.totals.next_offset is None:
+        if self.status.next_offset is None:
             return
         _low, high = consumer.get_watermark_offsets(self.topic_partition(), cached=True)
         if high >= 0:
-            self.totals.lag = max(0, high - self.totals.next_offset)
-            metrics.LAG.labels(**self._labels).set(self.totals.lag)
+            self.status.lag = max(0, high - self.status.next_offset)
+            self.metrics.lag.set(self.status.lag)
 
     # ------------------------------------------------------------------ retries
 
@@ -258,7 +273,7 @@ class PartitionWriter(threading.Thread):
         """
         retrying = Retrying(
             retry=retry_if_exception(is_transient),
-            wait=wait_exponential_jitter(initial=0.1, max=10),
+            wait=wait_exponential_jitter(multiplier=0.1, max=10),
             stop=lambda _state: self.stop.is_set(),
             sleep=self.sleep,
             before_sleep=lambda state: self.note_retry(operation, state.outcome, pause),
@@ -267,21 +282,21 @@ class PartitionWriter(threading.Thread):
         try:
             result = retrying(attempt)
         finally:
-            if self.totals.state == "retrying" and pause is not None:
+            if self.status.state == "retrying" and pause is not None:
                 pause.resume([self.topic_partition()])
-        if self.totals.state == "retrying":
+        if self.status.state == "retrying":
             self.log.info("recovered", operation=operation)
-        self.totals.state = "polling"
+        self.status.state = "polling"
         return result
 
     def sleep(self, seconds: float) -> None:
         self.stop.wait(seconds)  # wakes at once on shutdown
 
     def note_retry(self, operation: str, outcome: Any, pause: Consumer | None) -> None:
-        if self.totals.state != "retrying" and pause is not None:
+        if self.status.state != "retrying" and pause is not None:
             pause.pause([self.topic_partition()])
-        self.totals.state = "retrying"
-        self.totals.last_loop = time.monotonic()
+        self.status.state = "retrying"
+        self.status.last_loop = time.monotonic()
         metrics.RETRIES.labels(product=self.product, operation=operation).inc()
         self.log.warning(
             "transient failure, retrying",
@@ -308,11 +323,11 @@ PERMANENT_KAFKA_ERRORS = frozenset(
 
 
 def is_transient(error: BaseException) -> bool:
+    if isinstance(error, SinkError):
+        return error.retriable
     if isinstance(error, KafkaException):
         kafka_error = error.args[0] if error.args else None
         if not isinstance(kafka_error, KafkaError):
             return True
         return not kafka_error.fatal() and kafka_error.code() not in PERMANENT_KAFKA_ERRORS
-    if isinstance(error, DeadLetterError):
-        return True
-    return mysql.is_transient(error)
+    return isinstance(error, DeadLetterError)

@@ -11,10 +11,8 @@ from dataclasses import dataclass
 
 import orjson
 
+from shared.kafka_clients import MAX_FRAME_BYTES
 from shared.partitions import PartitionMap
-
-# A ticker is about 450 bytes; anything this large is not one.
-MAX_FRAME_BYTES = 64 * 1024
 
 # The results below are plain slotted dataclasses, not frozen ones: they are made for every
 # frame, and a frozen dataclass costs three times as much to build. Treat them as values.

@@ -17,6 +17,9 @@ HEADER_SOURCE_TOPIC = "source_topic"
 HEADER_SOURCE_PARTITION = "source_partition"
 HEADER_SOURCE_OFFSET = "source_offset"
 
+# A ticker is about 450 bytes; a raw record this large is not one, whatever it parses to.
+MAX_FRAME_BYTES = 64 * 1024
+
 
 def connection_config(settings: CommonSettings) -> dict[str, Any]:
     """Options every client needs: where the brokers are and how to authenticate."""
@@ -59,8 +62,8 @@ def pinned_consumer(settings: CommonSettings, group_id: str, **overrides: Any) -
         "auto.offset.reset": "earliest",
         "enable.partition.eof": False,
         # Bound the prefetch so a paused writer doesn't buffer without limit.
-        "queued.max.messages.kbytes": 16384,
-        "queued.min.messages": 20000,
+        "queued.max.messages.kbytes": 8192,
+        "queued.min.messages": 10000,
         "fetch.max.bytes": 8 * 1024 * 1024,
         "isolation.level": "read_committed",
     }

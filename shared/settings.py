@@ -61,22 +61,6 @@ class CommonSettings(BaseSettings):
         return value
 
 
-class ConsumerSettings(CommonSettings):
-    """Settings of `python -m consumer` and its backfill command."""
-
-    kafka_group_id: str = Field("order-writer", min_length=1)
-    mysql_host: str = "127.0.0.1"
-    mysql_port: Port = 3306
-    mysql_user: str = "ticker_writer"
-    mysql_password: SecretStr = SecretStr("")
-    mysql_database: str = Field("coinbase", pattern=r"^[A-Za-z0-9_]{1,64}$")
-    mysql_ssl_ca: str | None = None
-    consumer_metrics_port: Port = 9102
-    batch_max_rows: int = Field(5000, ge=1, le=100_000)
-    batch_max_wait_ms: int = Field(10, ge=0, le=60_000)
-    shutdown_timeout_s: float = Field(20.0, gt=0)
-
-
 Settings = TypeVar("Settings", bound=CommonSettings)
 
 

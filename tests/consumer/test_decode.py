@@ -1,4 +1,4 @@
-"""Decoding and SQL formatting of single records (no services needed)."""
+"""Decoding and row formatting (INSERT values and LOAD DATA lines) of single records."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumer.decode import Rejected, Snapshot, decode, received_at
-from consumer.sink import sql_tuple
+from consumer.decode import Rejected, Snapshot, decode, received_at, received_ns
+from consumer.sink.layout import COLUMNS, SQL_VALUES, TSV_LINES, Row
 from shared.models import mysql_datetime, parse_feed_time
 from tests.factories import patched, snapshot, ticker
 
@@ -18,14 +18,14 @@ EPOCH = datetime(1970, 1, 1)
 @given(st.integers(min_value=0, max_value=4_102_444_800 * 10**9))
 def test_receive_time_is_truncated_to_the_microsecond(nanoseconds: int) -> None:
     expected = EPOCH + timedelta(microseconds=nanoseconds // 1000)
-    text = received_at([("received_ns", str(nanoseconds).encode())])
+    text = received_at(received_ns([("received_ns", str(nanoseconds).encode())]))
     assert text == expected.isoformat(" ", "microseconds")
 
 
 def test_missing_or_bad_receive_time_is_null() -> None:
-    assert received_at(None) is None
-    assert received_at([("received_ns", b"soon")]) is None
-    assert received_at({"received_ns": b"-5"}) is None
+    assert received_at(received_ns(None)) is None
+    assert received_at(received_ns([("received_ns", b"soon")])) is None
+    assert received_at(received_ns({"received_ns": b"-5"})) is None
 
 
 @given(
@@ -38,13 +38,36 @@ def test_mysql_literal_is_the_parsed_time(moment: datetime, digits: int) -> None
     assert datetime.fromisoformat(mysql_datetime(text)).replace(tzinfo=UTC) == parse_feed_time(text)
 
 
+def sql_tuple(row: Row) -> str:
+    return SQL_VALUES.render([row])[:-1]
+
+
+def tsv_line(row: Row) -> str:
+    return TSV_LINES.render([row])
+
+
 def test_row_literal_holds_the_values() -> None:
     row = decode(ticker("BTC-USD", 42, trade_id=7, best_ask_size=None), None, "BTC-USD", 1, 9)
-    assert isinstance(row, tuple)
+    assert isinstance(row, dict)
     literal = sql_tuple(row)
     assert literal.startswith("('BTC-USD',42,7,'")
     assert ",NULL," in literal  # best_ask_size and received_at
     assert literal.endswith(",NULL,1,9)")
+    assert sql_tuple(row) == literal  # rendering again (a retried batch) gives the same text
+
+
+def test_load_data_line_holds_the_values_in_column_order() -> None:
+    row = decode(ticker("BTC-USD", 42, trade_id=7, best_ask_size=None), 10**18, "BTC-USD", 1, 9)
+    assert isinstance(row, dict)
+    fields = tsv_line(row).removesuffix("\n").split("\t")
+    assert len(fields) == len(COLUMNS)
+    by_name = dict(zip((column.name for column in COLUMNS), fields, strict=True))
+    assert by_name["product_id"] == "BTC-USD"
+    assert (by_name["sequence"], by_name["trade_id"]) == ("42", "7")
+    assert by_name["best_ask_size"] == "\\N"
+    assert by_name["received_at"] == "2001-09-09 01:46:40.000000"
+    assert (by_name["kafka_partition"], by_name["kafka_offset"]) == ("1", "9")
+    assert by_name["price"] == row["price"] and by_name["time"] == row["time"]
 
 
 @given(st.text(min_size=1, max_size=20))
@@ -53,10 +76,13 @@ def test_nothing_quote_like_reaches_the_sql(text: str) -> None:
         outcome = decode(
             patched(ticker("BTC-USD", 1), **{field: "1" + text}), None, "BTC-USD", 1, 0
         )
-        if isinstance(outcome, tuple):
+        if isinstance(outcome, dict):
             assert not any(character in sql_tuple(outcome) for character in '\\"\0;') and (
                 sql_tuple(outcome).count("'") % 2 == 0
             )
+            line = tsv_line(outcome)
+            assert line.count("\t") == len(COLUMNS) - 1 and line.count("\n") == 1
+            assert line.replace("\\N", "").count("\\") == 0
 
 
 def test_snapshot_is_recognised_with_or_without_sequence() -> None:

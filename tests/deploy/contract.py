@@ -15,8 +15,9 @@ from typing import Any
 import yaml
 
 from analysis.settings import AnalysisSettings
+from consumer.settings import ConsumerSettings
 from producer.settings import ProducerSettings
-from shared.settings import CommonSettings, ConsumerSettings
+from shared.settings import CommonSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,8 +7,9 @@ import re
 from dotenv import dotenv_values
 
 from analysis.settings import AnalysisSettings
+from consumer.settings import ConsumerSettings
 from producer.settings import ProducerSettings
-from shared.settings import CommonSettings, ConsumerSettings
+from shared.settings import CommonSettings
 from tests.deploy.contract import ROOT, dotenv_names, settings_fields
 
 ALL_SETTINGS: tuple[type[CommonSettings], ...] = (

@@ -11,7 +11,7 @@ import pymysql
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from consumer.decode import COLUMNS
+from consumer.sink import COLUMN_NAMES
 from ops import services as ops_services
 from shared.topics import TopicError, ensure_topic
 from tests.conftest import (
@@ -54,7 +54,7 @@ def test_schema_applies_twice(services: Services) -> None:
     assert unique_columns == ["product_id", "sequence"]
     assert types["price"] == "decimal(38,18)"
     assert types["time"] == "datetime(6)"
-    for name in COLUMNS:
+    for name in COLUMN_NAMES:
         assert name in types
 
 

@@ -7,7 +7,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from producer.router import (
-    MAX_FRAME_BYTES,
     REPEAT,
     Control,
     FeedError,
@@ -16,6 +15,7 @@ from producer.router import (
     Tick,
     route,
 )
+from shared.kafka_clients import MAX_FRAME_BYTES
 from shared.partitions import PartitionMap
 from tests.factories import patched, snapshot, ticker
 

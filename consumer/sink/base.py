@@ -1,0 +1,34 @@
+"""The seam between a writer and where its rows go.
+
+A sink's `write` stores one batch in one transaction and returns only after it is
+durable; the writer commits Kafka offsets only after that. Failures are `SinkError`s
+that say whether a retry can help (consumer/sink/errors.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from consumer.sink.layout import Row
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    inserted: int
+    duplicates: int  # rows already stored (a replay): skipped, never changed
+
+
+class OrderSink(Protocol):
+    """Stores rows of `order`; idempotent on (product_id, sequence)."""
+
+    @property
+    def path(self) -> str:
+        """Which write path is in use, for logs and health (`insert`, `load_data`)."""
+        ...
+
+    def write(self, rows: list[Row]) -> WriteResult:
+        """Store `rows` in one transaction and commit, or raise a SinkError (nothing stored)."""
+        ...
+
+    def close(self) -> None: ...

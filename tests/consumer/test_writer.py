@@ -1,0 +1,289 @@
+"""PartitionWriter on its own: a fake sink, a fake Kafka consumer and dead-letter producer
+(no broker, no database): batching, retries with the partition paused, dead letters, and
+offsets committed only after the sink stored the rows, at most about once a second."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from confluent_kafka import TopicPartition
+
+from consumer.offsets import OffsetCommitter
+from consumer.settings import ConsumerSettings
+from consumer.sink import Row, WriteResult
+from consumer.sink.errors import SinkRejected, SinkUnavailable
+from consumer.writer import PartitionWriter
+from shared.dead_letters import DeadLetterPublisher
+from tests.factories import ticker
+
+TOPIC = "unit.ticker"
+PRODUCT, PARTITION = "BTC-USD", 1
+
+
+class FakeMessage:
+    def __init__(self, offset: int, value: bytes) -> None:
+        self._offset, self._value = offset, value
+
+    def value(self) -> bytes:
+        return self._value
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return [("received_ns", str(time.time_ns()).encode())]
+
+    def offset(self) -> int:
+        return self._offset
+
+    def error(self) -> None:
+        return None
+
+    def key(self) -> bytes:
+        return PRODUCT.encode()
+
+    def topic(self) -> str:
+        return TOPIC
+
+
+class FakeSink:
+    """Stores rows by key; fails with the queued errors first."""
+
+    path = "fake"
+
+    def __init__(self, failures: list[BaseException] | None = None) -> None:
+        self.failures = failures or []
+        self.keys: set[tuple[object, object]] = set()
+        self.stored_up_to = 0  # next offset after the last stored row
+        self.batches: list[int] = []
+        self.closed = False
+
+    def write(self, rows: list[Row]) -> WriteResult:
+        if self.failures:
+            raise self.failures.pop(0)
+        before = len(self.keys)
+        self.keys.update((row["product_id"], row["sequence"]) for row in rows)
+        self.stored_up_to = int(str(rows[-1]["kafka_offset"])) + 1
+        self.batches.append(len(rows))
+        inserted = len(self.keys) - before
+        return WriteResult(inserted, len(rows) - inserted)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeConsumer:
+    """One partition of records; remembers commits (with what the sink held then) and pauses."""
+
+    def __init__(
+        self, records: list[bytes], sink: FakeSink, on_commit: Callable[..., None]
+    ) -> None:
+        self.records, self.sink, self.on_commit = records, sink, on_commit
+        self.answer_async = True  # False: asynchronous commits are never answered
+        self.position = 0
+        self.paused = False
+        self.events: list[str] = []
+        self.commits: list[tuple[int, int, bool]] = []  # (offset, sink stored up to, async)
+
+    def committed(self, partitions: list[TopicPartition], timeout: float) -> list[TopicPartition]:
+        return [TopicPartition(TOPIC, PARTITION, -1001)]
+
+    def assign(self, partitions: list[TopicPartition]) -> None:
+        self.position = max(0, partitions[0].offset)
+
+    def poll(self, timeout: float) -> FakeMessage | None:
+        batch = self.consume(1, timeout)
+        return batch[0] if batch else None
+
+    def consume(self, num_messages: int, timeout: float) -> list[FakeMessage]:
+        if self.paused or self.position >= len(self.records):
+            time.sleep(min(timeout, 0.01))
+            return []
+        end = min(len(self.records), self.position + num_messages)
+        out = [FakeMessage(o, self.records[o]) for o in range(self.position, end)]
+        self.position = end
+        return out
+
+    def commit(self, offsets: list[TopicPartition], asynchronous: bool) -> list[TopicPartition]:
+        self.commits.append((offsets[0].offset, self.sink.stored_up_to, asynchronous))
+        if asynchronous and self.answer_async:
+            self.on_commit(None, offsets)
+        return offsets
+
+    def pause(self, partitions: list[TopicPartition]) -> None:
+        self.paused = True
+        self.events.append("pause")
+
+    def resume(self, partitions: list[TopicPartition]) -> None:
+        self.paused = False
+        self.events.append("resume")
+
+    def get_watermark_offsets(self, partition: TopicPartition, cached: bool) -> tuple[int, int]:
+        return 0, len(self.records)
+
+    def close(self) -> None:
+        self.events.append("close")
+
+
+class FakeProducer:
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def produce(self, topic: str, **record: Any) -> None:
+        self.sent.append(record)
+
+    def flush(self, timeout: float) -> int:
+        return 0
+
+
+class Rig:
+    def __init__(self, records: list[bytes], sink: FakeSink, **settings: Any) -> None:
+        self.records, self.sink = records, sink
+        self.stop = threading.Event()
+        self.producer = FakeProducer()
+        self.consumer: FakeConsumer | None = None
+        values = {"kafka_topic": TOPIC, "products": ("ETH-BTC", PRODUCT), **settings}
+        self.writer = PartitionWriter(
+            ConsumerSettings(**values),
+            PRODUCT,
+            PARTITION,
+            self.stop,
+            sink=sink,
+            make_consumer=self.make_consumer,
+            dead_letters=lambda: DeadLetterPublisher(self.producer, "dlq", stage="consumer"),  # type: ignore[arg-type]
+        )
+
+    def make_consumer(self, group: str, on_commit: Callable[..., None]) -> FakeConsumer:
+        self.consumer = FakeConsumer(self.records, self.sink, on_commit)
+        self.consumer.answer_async = self.answer_async
+        return self.consumer
+
+    answer_async = True
+
+    def run_until(self, done: Callable[[], bool], timeout_s: float = 10) -> None:
+        self.writer.start()
+        deadline = time.monotonic() + timeout_s
+        while not done() and time.monotonic() < deadline and self.writer.is_alive():
+            time.sleep(0.01)
+        self.stop.set()
+        self.writer.join(10)
+        assert not self.writer.is_alive()
+
+
+def frames(count: int, first: int = 1) -> list[bytes]:
+    return [ticker(PRODUCT, first + n) for n in range(count)]
+
+
+def test_batches_close_on_size_and_every_row_is_written_once() -> None:
+    rig = Rig(frames(12), FakeSink(), batch_max_rows=5, batch_max_wait_ms=1)
+    rig.run_until(lambda: len(rig.sink.keys) == 12)
+    assert rig.sink.batches == [5, 5, 2]
+    assert rig.writer.counts.written == 12 and rig.writer.error is None
+    assert rig.sink.closed
+
+
+def test_offsets_are_committed_only_after_the_sink_stored_the_rows() -> None:
+    rig = Rig(frames(40), FakeSink(), batch_max_rows=3, batch_max_wait_ms=1)
+    rig.run_until(lambda: len(rig.sink.keys) == 40)
+    assert rig.consumer is not None
+    commits = rig.consumer.commits
+    assert commits, "nothing committed"
+    assert all(offset <= stored for offset, stored, _async in commits), commits
+    assert commits[-1][0] == 40  # the clean stop commits what was stored
+
+
+def test_offsets_are_committed_asynchronously_about_once_a_second() -> None:
+    sink = FakeSink()
+    rig = Rig(frames(600), sink, batch_max_rows=2, batch_max_wait_ms=1)
+    started = time.monotonic()
+    rig.run_until(lambda: len(sink.keys) == 600)
+    took = time.monotonic() - started
+    assert rig.consumer is not None
+    asynchronous = [c for c in rig.consumer.commits if c[2]]
+    assert len(sink.batches) == 300
+    assert 1 <= len(asynchronous) <= took / 1.0 + 1, (len(asynchronous), took)
+    assert [c for c in rig.consumer.commits if not c[2]] == [(600, 600, False)]  # at shutdown
+
+
+def test_an_idle_writer_commits_its_last_batch_within_about_a_second() -> None:
+    rig = Rig(frames(3), FakeSink(), batch_max_wait_ms=1)
+    rig.writer.start()
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if rig.consumer and any(c[0] == 3 for c in rig.consumer.commits):
+                break
+            time.sleep(0.05)
+        assert rig.consumer is not None and rig.consumer.commits[-1][:2] == (3, 3)
+    finally:
+        rig.stop.set()
+        rig.writer.join(10)
+
+
+def test_an_unanswered_asynchronous_commit_is_redone_synchronously() -> None:
+    rig = Rig(frames(5), FakeSink(), batch_max_wait_ms=1)
+    rig.answer_async = False  # as librdkafka does while its coordinator look-up is stuck
+    rig.writer.offsets = OffsetCommitter(TOPIC, PARTITION, PRODUCT, rig.writer.log, 0.2, 0.5)
+    rig.writer.start()
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if rig.consumer and any(not c[2] for c in rig.consumer.commits):
+                break
+            time.sleep(0.05)
+        assert rig.consumer is not None
+        assert [c for c in rig.consumer.commits if not c[2]][:1] == [(5, 5, False)]
+        assert rig.writer.offsets.acknowledged == 5 and not rig.writer.offsets.pending
+    finally:
+        rig.stop.set()
+        rig.writer.join(10)
+
+
+def test_a_transient_sink_failure_pauses_the_partition_and_retries() -> None:
+    sink = FakeSink([SinkUnavailable("gone away"), SinkUnavailable("still away")])
+    rig = Rig(frames(10), sink, batch_max_wait_ms=1)
+    rig.run_until(lambda: len(sink.keys) == 10)
+    assert rig.consumer is not None
+    assert rig.consumer.events[:2] == ["pause", "resume"]
+    assert rig.writer.counts.written == 10 and rig.writer.error is None
+    assert rig.writer.status.state == "stopped"
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_permanent_sink_failure_kills_the_writer_without_committing_past_the_rows() -> None:
+    sink = FakeSink([SinkRejected("1142 INSERT command denied")])
+    rig = Rig(frames(10), sink, batch_max_wait_ms=1)
+    rig.writer.start()
+    rig.writer.join(10)
+    assert isinstance(rig.writer.error, SinkRejected)
+    assert rig.consumer is not None and rig.consumer.commits == []
+    assert sink.keys == set()
+
+
+def test_bad_records_become_dead_letters_and_are_committed_past() -> None:
+    records = [*frames(3), b"{not json", ticker(PRODUCT, 9, price="NaN"), *frames(2, first=10)]
+    rig = Rig(records, FakeSink(), batch_max_wait_ms=1)
+    rig.run_until(lambda: len(rig.sink.keys) == 5 and rig.writer.counts.dead_letters == 2)
+    reasons = [dict(record["headers"])["reason"] for record in rig.producer.sent]
+    assert [record["value"] for record in rig.producer.sent] == records[3:5]
+    assert all(reasons), reasons
+    assert rig.consumer is not None and rig.consumer.commits[-1][0] == len(records)
+
+
+def test_a_backfill_stops_at_its_end_offset_and_commits_nothing() -> None:
+    sink = FakeSink()
+    rig = Rig(frames(20), sink, batch_max_rows=4, batch_max_wait_ms=1)
+    rig.writer.start_offset, rig.writer.end_offset = 2, 15
+    rig.writer.start()
+    rig.writer.join(10)
+    assert not rig.writer.is_alive() and rig.writer.error is None
+    assert len(sink.keys) == 13 and sink.stored_up_to == 15
+    assert rig.consumer is not None and rig.consumer.commits == []
+
+
+@pytest.mark.parametrize("failure", [SinkUnavailable("x"), SinkRejected("y")])
+def test_sink_errors_say_whether_to_retry(failure: Exception) -> None:
+    from consumer.writer import is_transient
+
+    assert is_transient(failure) == isinstance(failure, SinkUnavailable)
