@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 
-from shared.settings import CommonSettings, Port
+from shared.settings import MySQLSettings, Port
 
 
-class AnalysisSettings(CommonSettings):
+class AnalysisSettings(MySQLSettings):
     """Environment variables of the analysis service (a bad one stops start-up: `load`)."""
 
     analysis_host: str = Field("0.0.0.0", min_length=1)
     analysis_port: Port = 8000
-    mysql_host: str = "127.0.0.1"
-    mysql_port: Port = 3306
     # SELECT only (schema.sql); the password in schema.sql is for local runs.
-    mysql_user: str = "ticker_reader"
-    mysql_password: SecretStr = SecretStr("")
-    mysql_database: str = Field("coinbase", pattern=r"^[A-Za-z0-9_]{1,64}$")
-    mysql_ssl_ca: str | None = None
+    mysql_user: str = Field("ticker_reader", min_length=1)
     # Connections held open; requests beyond it wait for one (up to the query timeout).
     analysis_db_pool: int = Field(8, ge=1, le=64)
     # The server stops any statement running longer (max_statement_time / max_execution_time).

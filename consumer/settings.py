@@ -4,25 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import NoDecode
 
-from shared.settings import CommonSettings, Port
+from shared.settings import MySQLSettings, Port
 
 
-class ConsumerSettings(CommonSettings):
+class ConsumerSettings(MySQLSettings):
     """Every variable the consumer reads; `python -m consumer --help` lists them."""
 
     kafka_group_id: str = Field("order-writer", min_length=1)
     # The products this process writes (default: all of PRODUCTS); partitions still
     # follow the order of PRODUCTS, so processes can split the products between them.
     consumer_products: Annotated[tuple[str, ...] | None, NoDecode] = None
-    mysql_host: str = "127.0.0.1"
-    mysql_port: Port = 3306
-    mysql_user: str = "ticker_writer"
-    mysql_password: SecretStr = SecretStr("")
-    mysql_database: str = Field("coinbase", pattern=r"^[A-Za-z0-9_]{1,64}$")
-    mysql_ssl_ca: str | None = None
     # LOAD DATA LOCAL INFILE per batch: when the server allows it (auto), always (on), never.
     mysql_bulk_load: Literal["auto", "on", "off"] = "auto"
     consumer_metrics_port: Port = 9102

@@ -149,22 +149,22 @@ def kill9_consumer(run: Run) -> None:
         run.consumer = run.start("consumer")
 
 
-def restart_mariadb(run: Run) -> None:
-    time.sleep(4 * run.size)
-    run.pipeline.services.control("stop", "mariadb")
+def take_down(run: Run, service: str, after_s: float, for_s: float) -> None:
+    """Stop a local service `after_s` into the run and start it again `for_s` later."""
+    time.sleep(after_s)
+    run.pipeline.services.control("stop", service)
     try:
-        time.sleep(max(2.0, 5 * run.size))
+        time.sleep(for_s)
     finally:
-        run.pipeline.services.control("start", "mariadb")
+        run.pipeline.services.control("start", service)
+
+
+def restart_mariadb(run: Run) -> None:
+    take_down(run, "mariadb", 4 * run.size, max(2.0, 5 * run.size))
 
 
 def stop_broker(run: Run) -> None:
-    time.sleep(5 * run.size)
-    run.pipeline.services.control("stop", "kafka")
-    try:
-        time.sleep(max(3.0, 30 * run.size))
-    finally:
-        run.pipeline.services.control("start", "kafka")
+    take_down(run, "kafka", 5 * run.size, max(3.0, 30 * run.size))
 
 
 def nothing(_run: Run) -> None:

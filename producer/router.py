@@ -100,9 +100,10 @@ REPEAT = Verdict(False)
 # maintenance, or a stray frame), not a late arrival.
 SEQUENCE_JUMP = 10_000_000
 
-# How many recent sequences per product are remembered to recognise an exact repeat: far
-# more than two live connections ever drift apart (seconds), a few MB per product.
-REMEMBERED_SEQUENCES = 100_000
+# How many recent sequences per product are remembered to recognise an exact repeat. Live
+# connections drift apart by seconds (hundreds of ticks even in bursts); 10,000 is minutes
+# of the busiest product for about 1 MB each. An older repeat is absorbed by the table's key.
+REMEMBERED_SEQUENCES = 10_000
 
 
 class RecentSequences:

@@ -61,6 +61,17 @@ class CommonSettings(BaseSettings):
         return value
 
 
+class MySQLSettings(CommonSettings):
+    """Where MySQL is: the consumer and the analysis service; each names its own account."""
+
+    mysql_host: str = "127.0.0.1"
+    mysql_port: Port = 3306
+    mysql_user: str = Field("ticker_writer", min_length=1)
+    mysql_password: SecretStr = SecretStr("")
+    mysql_database: str = Field("coinbase", pattern=r"^[A-Za-z0-9_]{1,64}$")
+    mysql_ssl_ca: str | None = None
+
+
 Settings = TypeVar("Settings", bound=CommonSettings)
 
 
