@@ -7,8 +7,8 @@
 The producer (against the transport and Kafka bounds), the consumer backfill (against
 LOAD DATA and one insert per commit), the live cost and latency of the whole pipeline at
 15, 150, 300 and 900 ticks/s, the backfill with more products and the analysis API over 10
-million rows. Every figure is printed
-beside its bound from the same run. Writes <out>/report.json and <out>/bench.png.
+million rows. Every figure is printed beside its bound from the same run. Writes
+<out>/report.json and <out>/bench.png.
 """
 
 from __future__ import annotations
