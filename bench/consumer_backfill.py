@@ -42,6 +42,7 @@ from ops import services
 from ops.pipeline import (
     APP_PASSWORD,
     APP_USER,
+    PRODUCTS,
     Pipeline,
     create_database,
     python_env,
@@ -52,7 +53,6 @@ from shared.settings import CommonSettings
 from simulator.frames import ProductState
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_PRODUCTS = ("ETH-BTC", "BTC-USD", "BTC-EUR")
 PHASES = ("insert", "load_data", "split", "bound", "naive")
 
 
@@ -351,7 +351,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     if args.products.isdigit():
         count = int(args.products)
-        products = DEFAULT_PRODUCTS if count == 3 else tuple(f"P{n:03d}-USD" for n in range(count))
+        products = PRODUCTS if count == 3 else tuple(f"P{n:03d}-USD" for n in range(count))
     else:
         products = tuple(args.products.split(","))
     report = run(args.rows, products, min(args.naive_rows, args.rows))

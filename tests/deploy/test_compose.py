@@ -21,6 +21,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from ops.pipeline import PRODUCTS
 from tests.deploy.contract import (
     ROOT,
     check_settings,
@@ -32,7 +33,6 @@ from tests.deploy.contract import (
 
 SCHEMA = Path(__file__).parent / "compose_spec" / "compose-spec.json"
 PROFILES = ("demo", "monitoring", "per-instrument")
-PRODUCTS = ("ETH-BTC", "BTC-USD", "BTC-EUR")
 
 
 def schema_errors(document: dict[str, Any]) -> list[str]:

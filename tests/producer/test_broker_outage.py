@@ -9,10 +9,11 @@ import urllib.request
 
 import pytest
 
+from ops.pipeline import PRODUCTS
 from simulator import SimulatorConfig, SimulatorThread
 from tests.conftest import Pipeline
 from tests.factories import free_port, start_service, stop_service, wait_for
-from tests.producer.test_producer_e2e import PRODUCTS, published, sent
+from tests.producer.test_producer_e2e import published, sent
 
 
 def http_status(url: str) -> int:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from ops.pipeline import PRODUCTS
 from simulator import SimulatorConfig, SimulatorThread
 from tests.conftest import Pipeline
 from tests.factories import (
@@ -23,8 +24,6 @@ from tests.factories import (
     stop_service,
     wait_for,
 )
-
-PRODUCTS = ("ETH-BTC", "BTC-USD", "BTC-EUR")
 
 
 def published(pipeline: Pipeline) -> dict[str, list[bytes]]:

@@ -10,6 +10,7 @@ from collections import Counter
 
 import pytest
 
+from ops.pipeline import PRODUCTS
 from simulator import SimulatorConfig, SimulatorThread
 from tests.conftest import ROOT, Pipeline, create_topic, python_env
 from tests.factories import (
@@ -22,8 +23,6 @@ from tests.factories import (
     stop_service,
     wait_for,
 )
-
-PRODUCTS = ("ETH-BTC", "BTC-USD", "BTC-EUR")
 
 
 @pytest.mark.parametrize("module", ["producer", "simulator"])
