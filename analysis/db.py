@@ -113,17 +113,11 @@ def timed_out(error: BaseException) -> bool:
 
 def connect(settings: AnalysisSettings) -> Connection[Cursor]:
     """A UTC, autocommit connection whose statements the server stops after the timeout."""
-    ssl: Any = {"ca": settings.mysql_ssl_ca} if settings.mysql_ssl_ca else None
     connection = pymysql.connect(
-        host=settings.mysql_host,
-        port=settings.mysql_port,
-        user=settings.mysql_user,
-        password=settings.mysql_password.get_secret_value(),
-        database=settings.mysql_database,
+        **settings.mysql_connect_args(),
         autocommit=True,
         connect_timeout=5,
         read_timeout=int(settings.analysis_query_timeout_s) + 10,
-        ssl=ssl,
         conv=CONVERSIONS,
         init_command="SET time_zone = '+00:00'",
     )

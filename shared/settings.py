@@ -8,7 +8,7 @@ A bad value stops the service at start-up with one line naming the variable: see
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -70,6 +70,17 @@ class MySQLSettings(CommonSettings):
     mysql_password: SecretStr = SecretStr("")
     mysql_database: str = Field("coinbase", pattern=r"^[A-Za-z0-9_]{1,64}$")
     mysql_ssl_ca: str | None = None
+
+    def mysql_connect_args(self) -> dict[str, Any]:
+        """Where and as whom to connect, as PyMySQL keywords; each service adds its options."""
+        return {
+            "host": self.mysql_host,
+            "port": self.mysql_port,
+            "user": self.mysql_user,
+            "password": self.mysql_password.get_secret_value(),
+            "database": self.mysql_database,
+            "ssl": {"ca": self.mysql_ssl_ca} if self.mysql_ssl_ca else None,
+        }
 
 
 Settings = TypeVar("Settings", bound=CommonSettings)

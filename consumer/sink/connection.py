@@ -100,18 +100,12 @@ class _BatchResult(MySQLResult):
 
 def connect(settings: ConsumerSettings, local_infile: bool) -> BatchConnection:
     """A connection in UTC and strict mode, transactions explicit; LOCAL only if asked."""
-    ssl = {"ca": settings.mysql_ssl_ca} if settings.mysql_ssl_ca else None
     return BatchConnection(
-        host=settings.mysql_host,
-        port=settings.mysql_port,
-        user=settings.mysql_user,
-        password=settings.mysql_password.get_secret_value(),
-        database=settings.mysql_database,
+        **settings.mysql_connect_args(),
         autocommit=False,
         connect_timeout=5,
         read_timeout=60,
         write_timeout=60,
-        ssl=ssl,
         local_infile=local_infile,
         init_command=f"SET time_zone = '+00:00', sql_mode = '{SQL_MODE}'",
     )
