@@ -1,9 +1,13 @@
 """Kafka offset commits for one partition: only what MySQL already holds, about once a second.
 
-Offsets are committed asynchronously, at most every `interval_s` (and synchronously at
-shutdown), never past the last batch the database committed. A crash therefore replays
-at most the rows of the last interval (about a second of ticks, or one backlog batch
-more); the primary key (product_id, sequence) makes that replay harmless.
+Offsets are committed at most every `interval_s` (and at shutdown), never past the last
+batch the database committed. A crash therefore replays at most the rows of the last
+interval (about a second of ticks, or one backlog batch more); the primary key
+(product_id, sequence) makes that replay harmless.
+
+The commits are synchronous. Asynchronous ones were silently deferred by librdkafka after a
+broker outage, and a synchronous commit issued behind such a deferred one never returned,
+leaving a partition's offset behind for good.
 """
 
 from __future__ import annotations
@@ -16,9 +20,6 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from consumer import metrics
 
 COMMIT_INTERVAL_S = 1.0
-# An asynchronous commit unanswered this long (librdkafka can defer commits silently while
-# its coordinator look-up is stuck after an outage) is redone synchronously, which reports.
-STALLED_AFTER_S = 5.0
 
 
 class OffsetCommitter:
@@ -31,17 +32,14 @@ class OffsetCommitter:
         product: str,
         log: Any,
         interval_s: float = COMMIT_INTERVAL_S,
-        stalled_after_s: float = STALLED_AFTER_S,
     ) -> None:
         self._topic, self._partition = topic, partition
         self._log = log
         self._interval_s = interval_s
-        self._stalled_after_s = stalled_after_s
         self._commits = metrics.OFFSET_COMMITS.labels(product=product)  # the same series
         self.stored: int | None = None  # next offset after the rows MySQL committed
         self.acknowledged: int | None = None  # what the broker confirmed
         self._sent_at = float("-inf")
-        self._in_flight: tuple[int, float] | None = None  # (offset, sent at) not yet answered
 
     def rows_stored(self, next_offset: int) -> None:
         """Call after the database commit of every record below `next_offset`."""
@@ -58,23 +56,16 @@ class OffsetCommitter:
         return max(0.0, self._sent_at + self._interval_s - now)
 
     def commit_if_due(self, consumer: Consumer, now: float | None = None) -> None:
+        """Commit what is stored if the interval has passed; a failure is retried next time."""
         now = time.monotonic() if now is None else now
         due = self.seconds_until_due(now)
-        if due is None or due > 0 or self.stored is None:
+        if due is None or due > 0:
             return
         self._sent_at = now
-        if self._in_flight is None:
-            self._in_flight = (self.stored, now)
         try:
-            consumer.commit(offsets=[self._offset(self.stored)], asynchronous=True)
+            self.commit_now(consumer)
         except KafkaException as exc:  # e.g. the broker is away: the next interval retries
             self._log.warning("offset commit failed; retrying", error=str(exc))
-        self._commits.inc()
-
-    def stalled(self, now: float | None = None) -> bool:
-        """True when an asynchronous commit went unanswered for `stalled_after_s`."""
-        now = time.monotonic() if now is None else now
-        return self._in_flight is not None and now - self._in_flight[1] > self._stalled_after_s
 
     def commit_now(self, consumer: Consumer) -> None:
         """Synchronous commit of what is stored (shutdown); raises KafkaException on failure."""
@@ -87,19 +78,11 @@ class OffsetCommitter:
             if item.error is not None:
                 raise KafkaException(item.error)
         self.acknowledged = stored
-        self._in_flight = None
 
     def on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
-        """librdkafka's answer to an asynchronous commit (served by poll/consume)."""
+        """librdkafka's report of a commit (served by poll/consume): failures are logged."""
         for item in partitions:
-            if item.partition != self._partition:
-                continue
-            if error is None and item.error is None:
-                self.acknowledged = max(item.offset, self.acknowledged or item.offset)
-                if self._in_flight is not None and item.offset >= self._in_flight[0]:
-                    self._in_flight = None
-            else:
-                self._in_flight = None  # answered: the next interval sends it again
+            if item.partition == self._partition and (error or item.error):
                 self._log.warning("offset commit failed; retrying", error=str(error or item.error))
 
     def _offset(self, offset: int) -> TopicPartition:

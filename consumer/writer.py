@@ -2,7 +2,7 @@
 
 Each loop: poll (a long wait while idle, which returns at the first record; then a short
 one while the batch fills) -> decode -> dead letters acknowledged -> `sink.write` (one
-transaction) -> Kafka offsets committed about once a second, asynchronously, and only up
+transaction) -> Kafka offsets committed about once a second, and only up
 to what the database holds (consumer/offsets.py). A crash replays at most about a
 second of rows, which the primary key absorbs.
 """
@@ -155,12 +155,8 @@ class PartitionWriter(threading.Thread):
         return next_offset >= self.end_offset
 
     def commit_offsets(self, consumer: Consumer) -> None:
-        """About once a second, asynchronously; synchronously (with retries) if that stalls."""
-        if self.offsets.stalled():
-            self.log.warning("asynchronous offset commit unanswered; committing synchronously")
-            self.retry("kafka_commit", lambda: self.offsets.commit_now(consumer))
-        else:
-            self.offsets.commit_if_due(consumer)
+        """About once a second, of what MySQL holds (see consumer/offsets.py)."""
+        self.offsets.commit_if_due(consumer)
 
     def commit_at_exit(self, consumer: Consumer) -> None:
         if not self.live or not self.offsets.pending:

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from confluent_kafka import TopicPartition
 
-from consumer.offsets import OffsetCommitter
 from consumer.settings import ConsumerSettings
 from consumer.sink import Row, WriteResult
 from consumer.sink.errors import SinkRejected, SinkUnavailable
@@ -80,7 +79,6 @@ class FakeConsumer:
         self, records: list[bytes], sink: FakeSink, on_commit: Callable[..., None]
     ) -> None:
         self.records, self.sink, self.on_commit = records, sink, on_commit
-        self.answer_async = True  # False: asynchronous commits are never answered
         self.position = 0
         self.paused = False
         self.events: list[str] = []
@@ -107,8 +105,6 @@ class FakeConsumer:
 
     def commit(self, offsets: list[TopicPartition], asynchronous: bool) -> list[TopicPartition]:
         self.commits.append((offsets[0].offset, self.sink.stored_up_to, asynchronous))
-        if asynchronous and self.answer_async:
-            self.on_commit(None, offsets)
         return offsets
 
     def pause(self, partitions: list[TopicPartition]) -> None:
@@ -156,10 +152,7 @@ class Rig:
 
     def make_consumer(self, group: str, on_commit: Callable[..., None]) -> FakeConsumer:
         self.consumer = FakeConsumer(self.records, self.sink, on_commit)
-        self.consumer.answer_async = self.answer_async
         return self.consumer
-
-    answer_async = True
 
     def run_until(self, done: Callable[[], bool], timeout_s: float = 10) -> None:
         self.writer.start()
@@ -193,17 +186,18 @@ def test_offsets_are_committed_only_after_the_sink_stored_the_rows() -> None:
     assert commits[-1][0] == 40  # the clean stop commits what was stored
 
 
-def test_offsets_are_committed_asynchronously_about_once_a_second() -> None:
+def test_offsets_are_committed_about_once_a_second() -> None:
     sink = FakeSink()
     rig = Rig(frames(600), sink, batch_max_rows=2, batch_max_wait_ms=1)
     started = time.monotonic()
     rig.run_until(lambda: len(sink.keys) == 600)
     took = time.monotonic() - started
     assert rig.consumer is not None
-    asynchronous = [c for c in rig.consumer.commits if c[2]]
+    commits = rig.consumer.commits
     assert len(sink.batches) == 300
-    assert 1 <= len(asynchronous) <= took / 1.0 + 1, (len(asynchronous), took)
-    assert [c for c in rig.consumer.commits if not c[2]] == [(600, 600, False)]  # at shutdown
+    assert 1 <= len(commits) <= took / 1.0 + 2, (len(commits), took)  # + the one at shutdown
+    assert not any(asynchronous for _offset, _stored, asynchronous in commits)
+    assert commits[-1] == (600, 600, False)
 
 
 def test_an_idle_writer_commits_its_last_batch_within_about_a_second() -> None:
@@ -216,25 +210,6 @@ def test_an_idle_writer_commits_its_last_batch_within_about_a_second() -> None:
                 break
             time.sleep(0.05)
         assert rig.consumer is not None and rig.consumer.commits[-1][:2] == (3, 3)
-    finally:
-        rig.stop.set()
-        rig.writer.join(10)
-
-
-def test_an_unanswered_asynchronous_commit_is_redone_synchronously() -> None:
-    rig = Rig(frames(5), FakeSink(), batch_max_wait_ms=1)
-    rig.answer_async = False  # as librdkafka does while its coordinator look-up is stuck
-    rig.writer.offsets = OffsetCommitter(TOPIC, PARTITION, PRODUCT, rig.writer.log, 0.2, 0.5)
-    rig.writer.start()
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if rig.consumer and any(not c[2] for c in rig.consumer.commits):
-                break
-            time.sleep(0.05)
-        assert rig.consumer is not None
-        assert [c for c in rig.consumer.commits if not c[2]][:1] == [(5, 5, False)]
-        assert rig.writer.offsets.acknowledged == 5 and not rig.writer.offsets.pending
     finally:
         rig.stop.set()
         rig.writer.join(10)
