@@ -30,8 +30,7 @@ class Column:
 
 
 def _decimal(name: str) -> Column:
-    required = TradeTicker.model_fields[name].is_required()
-    return Column(name, "text" if required else "nullable")
+    return Column(name, "nullable" if name in TradeTicker.__optional_keys__ else "text")
 
 
 COLUMNS: tuple[Column, ...] = (
@@ -66,7 +65,8 @@ class Format:
                 fields.append(f"{{{value}:d}}")
             elif column.kind == "text":
                 fields.append(f"{quote}{{{value}}}{quote}")
-            else:
+            else:  # absent from the frame (a missing optional field) or None
+                value = f"r.get({column.name!r})"
                 fields.append(f"{{NULL if {value} is None else Q + {value} + Q}}")
         self.template = start + separator.join(fields) + end
         assert '"' not in self.template and "\\" not in self.template  # fits f"..." below

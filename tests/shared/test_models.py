@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import re
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from shared.models import TradeTicker, parse_feed_time
+from shared.models import FEED_TIME_PATTERN, TRADE_TICKER, parse_feed_time
 from tests.factories import ticker
 
 moments = st.datetimes(
@@ -78,11 +79,48 @@ decimal_strings = st.decimals(
 
 @given(decimal_strings)
 def test_decimal_strings_that_fit_are_kept_verbatim(price: str) -> None:
-    model = TradeTicker.model_validate_json(ticker("BTC-USD", 1, price=price))
-    assert model.price == price
+    validated = TRADE_TICKER.validate_json(ticker("BTC-USD", 1, price=price))
+    assert validated["price"] == price
 
 
 @given(st.integers(min_value=19, max_value=30))
 def test_more_fraction_digits_than_the_column_are_rejected(digits: int) -> None:
     with pytest.raises(ValidationError):
-        TradeTicker.model_validate_json(ticker("BTC-USD", 1, price="0." + "1" * digits))
+        TRADE_TICKER.validate_json(ticker("BTC-USD", 1, price="0." + "1" * digits))
+
+
+@pytest.mark.parametrize("day", ["00", "01", "28", "29", "30", "31", "32"])
+def test_the_time_pattern_knows_the_calendar_of_every_year(day: str) -> None:
+    """The pattern (run in pydantic-core, no Python validator) accepts exactly the dates
+    Python's calendar accepts: leap years by the 4/100/400 rule, no year 0, no 13th month."""
+    pattern = re.compile(FEED_TIME_PATTERN)
+    for year in range(10_000):
+        for month in range(14):
+            text = f"{year:04d}-{month:02d}-{day}T00:00:00Z"
+            try:
+                date.fromisoformat(text[:10])
+                real = True
+            except ValueError:
+                real = False
+            assert bool(pattern.match(text)) is real, text
+
+
+@given(st.text(alphabet="0123456789:T-.Z٣", min_size=19, max_size=30))
+def test_the_time_pattern_accepts_only_real_ascii_times(text: str) -> None:
+    if re.match(FEED_TIME_PATTERN, text):
+        assert text.isascii()
+        datetime.fromisoformat(text[:19])  # a real date and time of day
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-09-29T24:00:00Z",
+        "2026-09-29T23:60:00Z",
+        "2026-09-29T23:59:60Z",
+        "2026-02-29T00:00:00Z",
+    ],
+)
+def test_trade_tickers_with_impossible_times_are_rejected(text: str) -> None:
+    with pytest.raises(ValidationError):
+        TRADE_TICKER.validate_json(ticker("BTC-USD", 1, time=text))
