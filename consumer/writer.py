@@ -36,6 +36,9 @@ from shared.logs import get_logger
 
 HEALTHY_LOOP_AGE_S = 60.0
 IDLE_POLL_S = 1.0  # nothing arrived: wait this long (a record ends the wait at once)
+# After the first record, take what else that fetch brought; the broker held the fetch
+# for the batch's wait already (service.batching_fetch).
+DRAIN_S = 0.001
 
 # Builds the writer's Kafka consumer; `on_commit` must be wired to librdkafka's callback.
 ConsumerFactory = Callable[[str, Callable[[KafkaError | None, list[TopicPartition]], None]], Any]
@@ -94,6 +97,7 @@ class PartitionWriter(threading.Thread):
         self._make_consumer = make_consumer
         self._make_dead_letters = dead_letters
         self.metrics = metrics.ProductMetrics(product)
+        self._topic_partition = TopicPartition(settings.kafka_topic, partition)
 
     @property
     def live(self) -> bool:
@@ -169,7 +173,7 @@ class PartitionWriter(threading.Thread):
     # ------------------------------------------------------------------ one batch
 
     def poll_batch(self, consumer: Consumer) -> list[Message]:
-        """Records in offset order: wait long for the first, then fill for BATCH_MAX_WAIT_MS."""
+        """Records in offset order: wait long for the first, then take what else is there."""
         wait = IDLE_POLL_S
         due = self.offsets.seconds_until_due(time.monotonic()) if self.live else None
         if due is not None:
@@ -180,8 +184,7 @@ class PartitionWriter(threading.Thread):
         messages = [first]
         if self.settings.batch_max_rows > 1:
             messages += consumer.consume(
-                num_messages=self.settings.batch_max_rows - 1,
-                timeout=self.settings.batch_max_wait_ms / 1000,
+                num_messages=self.settings.batch_max_rows - 1, timeout=DRAIN_S
             )
         return self.usable(messages)
 
@@ -267,28 +270,37 @@ class PartitionWriter(threading.Thread):
         With `pause`, the partition is paused while retrying so no records pile up. Waiting
         ends early on shutdown: the batch is then left uncommitted and is replayed later.
         """
+        try:
+            return attempt()  # the common case, without building the retry machinery
+        except BaseException as exc:
+            if self.stop.is_set() or not is_transient(exc):
+                raise
+            self.note_retry(operation, exc, pause)
         retrying = Retrying(
             retry=retry_if_exception(is_transient),
             wait=wait_exponential_jitter(multiplier=0.1, max=10),
             stop=lambda _state: self.stop.is_set(),
             sleep=self.sleep,
-            before_sleep=lambda state: self.note_retry(operation, state.outcome, pause),
+            before_sleep=lambda state: self.note_retry(
+                operation, state.outcome.exception() if state.outcome else None, pause
+            ),
             reraise=True,
         )
         try:
             result = retrying(attempt)
         finally:
-            if self.status.state == "retrying" and pause is not None:
+            if pause is not None:
                 pause.resume([self.topic_partition()])
-        if self.status.state == "retrying":
-            self.log.info("recovered", operation=operation)
+        self.log.info("recovered", operation=operation)
         self.status.state = "polling"
         return result
 
     def sleep(self, seconds: float) -> None:
         self.stop.wait(seconds)  # wakes at once on shutdown
 
-    def note_retry(self, operation: str, outcome: Any, pause: Consumer | None) -> None:
+    def note_retry(
+        self, operation: str, error: BaseException | None, pause: Consumer | None
+    ) -> None:
         if self.status.state != "retrying" and pause is not None:
             pause.pause([self.topic_partition()])
         self.status.state = "retrying"
@@ -297,12 +309,12 @@ class PartitionWriter(threading.Thread):
         self.log.warning(
             "transient failure, retrying",
             operation=operation,
-            error=repr(outcome.exception()) if outcome else None,
+            error=repr(error),
         )
 
     def topic_partition(self, offset: int | None = None) -> TopicPartition:
         if offset is None:
-            return TopicPartition(self.settings.kafka_topic, self.partition)
+            return self._topic_partition
         return TopicPartition(self.settings.kafka_topic, self.partition, offset)
 
 

@@ -74,7 +74,7 @@ def test_values_are_stored_exactly_and_a_replay_changes_nothing(
     found = stored(pipeline)
     for row in batch:
         expected = tuple(
-            None if row[name] is None else Decimal(str(row[name])) for name in DECIMAL_FIELDS
+            None if row.get(name) is None else Decimal(str(row[name])) for name in DECIMAL_FIELDS
         )
         assert found[int(str(row["sequence"]))] == expected
     replay = sink.write(batch[::-1])
