@@ -33,9 +33,6 @@ def stop_on_signals(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, on_signal)
 
 
-FETCH_ENOUGH_BYTES = 1024 * 1024  # a backlog: answer at once
-
-
 def new_writer(
     settings: ConsumerSettings,
     product: str,
@@ -53,22 +50,13 @@ def new_writer(
         stop,
         sink=MySQLOrderSink(settings, path),
         make_consumer=lambda group, on_commit: pinned_consumer(
-            settings, group, on_commit=on_commit, **batching_fetch(settings.batch_max_wait_ms)
+            settings, group, on_commit=on_commit
         ),
         dead_letters=lambda: DeadLetterPublisher(
             reliable_producer(settings), settings.kafka_dlq_topic, stage="consumer"
         ),
         **options,
     )
-
-
-def batching_fetch(max_wait_ms: int) -> dict[str, int]:
-    """Let the broker form the batches: a fetch is answered when the batch's wait is over
-    (or a lot is there), so a live writer wakes once per batch, not once per produce
-    request of the producer (each of which used to answer every waiting fetch)."""
-    if max_wait_ms == 0:
-        return {}  # no batching: answered at the first record
-    return {"fetch.wait.max.ms": max_wait_ms, "fetch.min.bytes": FETCH_ENOUGH_BYTES}
 
 
 def health(

@@ -36,9 +36,7 @@ from shared.logs import get_logger
 
 HEALTHY_LOOP_AGE_S = 60.0
 IDLE_POLL_S = 1.0  # nothing arrived: wait this long (a record ends the wait at once)
-# After the first record, take what else that fetch brought; the broker held the fetch
-# for the batch's wait already (service.batching_fetch).
-DRAIN_S = 0.001
+DRAIN_S = 0.001  # after a quiet spell: take what came with the first record, no more
 
 # Builds the writer's Kafka consumer; `on_commit` must be wired to librdkafka's callback.
 ConsumerFactory = Callable[[str, Callable[[KafkaError | None, list[TopicPartition]], None]], Any]
@@ -98,6 +96,7 @@ class PartitionWriter(threading.Thread):
         self._make_dead_letters = dead_letters
         self.metrics = metrics.ProductMetrics(product)
         self._topic_partition = TopicPartition(settings.kafka_topic, partition)
+        self._next_batch_at = 0.0  # monotonic time before which the next batch keeps filling
 
     @property
     def live(self) -> bool:
@@ -173,7 +172,13 @@ class PartitionWriter(threading.Thread):
     # ------------------------------------------------------------------ one batch
 
     def poll_batch(self, consumer: Consumer) -> list[Message]:
-        """Records in offset order: wait long for the first, then take what else is there."""
+        """Records in offset order: wait long for the first, then fill until the batch is due.
+
+        Batches close at most every BATCH_MAX_WAIT_MS: the first record after a quiet spell
+        is written at once, while a steady flow gathers for the rest of the window. So the
+        writer's wake-ups and transactions follow the window, not the rate, and a slow
+        feed pays no latency for it.
+        """
         wait = IDLE_POLL_S
         due = self.offsets.seconds_until_due(time.monotonic()) if self.live else None
         if due is not None:
@@ -183,9 +188,11 @@ class PartitionWriter(threading.Thread):
             return []
         messages = [first]
         if self.settings.batch_max_rows > 1:
+            fill = max(DRAIN_S, self._next_batch_at - time.monotonic())
             messages += consumer.consume(
-                num_messages=self.settings.batch_max_rows - 1, timeout=DRAIN_S
+                num_messages=self.settings.batch_max_rows - 1, timeout=fill
             )
+        self._next_batch_at = time.monotonic() + self.settings.batch_max_wait_ms / 1000
         return self.usable(messages)
 
     def usable(self, messages: list[Message]) -> list[Message]:
