@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     products = PRODUCTS[: args.products]
     report: dict[str, Any] = {"rows": args.rows, "products": list(products), "days": args.days}
     with throwaway_pipeline("bench", products) as pipeline:
-        pipeline.rows(f"GRANT SELECT ON `{pipeline.database}`.`order` TO '{READER}'@'%'")
+        pipeline.rows(f"GRANT SELECT ON `{pipeline.database}`.`order` TO %s@%s", READER, "%")
         say(f"loading {args.rows:,} rows into {pipeline.database}.order")
         report["load"] = load(pipeline, args.rows, args.days)
         report["rows_in_table"] = pipeline.row_count()
