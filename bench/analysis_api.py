@@ -1,16 +1,11 @@
 """Analysis API benchmark: latency and throughput over a large `order` table.
 
-1. load: N generated ticks (one every ~`days`/N per product, ending now; prices a random walk,
-   sizes random) loaded with `LOAD DATA LOCAL INFILE` into a throwaway copy of `order` (all
-   of schema.sql's indexes), a million per product at a time; then ANALYZE TABLE.
-2. `python -m analysis` as the read-only account over that table.
-3. latency, one keep-alive client: p50/p99 of candles (1 minute, the latest 300 buckets),
-   ticker and largest trades (24 h, all products, top 10), round-robin over the products;
-   beside each, the bound from the same run: the same SQL statement run directly with
-   PyMySQL (what the database alone costs), and /healthz (what the HTTP stack alone costs).
-4. throughput: requests/s with `clients` concurrent keep-alive clients for `seconds` each.
-
-Targets: candles p99 < 100 ms, ticker p99 < 10 ms. The database is dropped at the end.
+N generated ticks (over `--days`, ending now; prices a random walk, sizes random) are
+loaded with LOAD DATA into a throwaway copy of `order`, then `python -m analysis` serves
+them as the read-only account. For candles (1 minute, the latest 300 buckets), ticker and
+largest trades (24 h, top 10): p50/p99 with one keep-alive client, beside the same SQL
+statement run directly (the database's part) and /healthz (the HTTP stack's part), and
+requests/s with `--clients` concurrent clients. Targets: candles p99 < 100 ms, ticker < 10 ms.
 """
 
 from __future__ import annotations

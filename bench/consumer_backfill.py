@@ -2,17 +2,12 @@
 
 On the same frames (the simulator's generator, with the producer's headers), one phase
 after the other, each into the emptied table, which must then equal the bound's (checksum):
-
-- consumer, INSERT path: `python -m consumer backfill --since earliest` with MYSQL_BULK_LOAD=off;
-- consumer, LOAD DATA path: the same with MYSQL_BULK_LOAD=on;
-- split: three consumer processes at once, each given a third of the products (one product
-  each with the default three) through CONSUMER_PRODUCTS;
-- bound: MariaDB's own `LOAD DATA LOCAL INFILE` of exactly the rows the consumer makes,
-  in one transaction (only the statement and its commit are timed);
-- naive: one INSERT + COMMIT per row, on a sample (`--naive-rows`).
-
-Rows come from each run's `--summary-json`, rates from wall time; client CPU (psutil, every
-50 ms) and peak RSS (VmHWM), and the CPU of the local MariaDB and broker.
+the consumer (`python -m consumer backfill --since earliest`) on the INSERT path
+(MYSQL_BULK_LOAD=off), on the LOAD DATA path (=on), and as three processes at once with a
+third of the products each (CONSUMER_PRODUCTS); the bound, MariaDB's own LOAD DATA LOCAL
+INFILE of exactly the consumer's rows in one transaction; and the naive way, one INSERT +
+COMMIT per row, on a sample. Rows come from each run's `--summary-json`; client CPU and
+peak RSS from psutil, and the CPU of the local MariaDB and broker.
 """
 
 from __future__ import annotations

@@ -1,18 +1,14 @@
 """Live cost: what the whole pipeline costs per tick at live rates, and its latency.
 
-    .venv/bin/python -m bench.live_cost [--runs 15:2,150:2,300:2,900:2,900:1] [--seconds 30]
-
 Each run (total ticks/s : FEED_CONNECTIONS) is simulator -> producer -> Kafka -> consumer
 -> MariaDB on a throwaway pipeline; after a warm-up, for `--seconds`: CPU cores and µs per
-tick of producer, consumer, broker and MariaDB (psutil), their memory, Kafka offset
-commits per second (records appended to __consumer_offsets), MySQL commits per second
-(Com_commit), and receive -> row latency of every row (received_at -> inserted_at, same
-clock) beside the consumer's receive -> commit histogram (bucket bounds).
+tick of producer, consumer, broker and MariaDB, their memory, Kafka offset commits/s
+(records appended to __consumer_offsets), MySQL commits/s (Com_commit), and receive -> row
+latency of every row (received_at -> inserted_at) beside the consumer's histogram.
 """
 
 from __future__ import annotations
 
-import argparse
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -101,7 +97,15 @@ def describe(run: dict[str, Any]) -> tuple[str, str]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = arguments().parse_args(argv)
+    arguments = parser(__doc__, "bench.live_cost")
+    add = arguments.add_argument
+    add(
+        "--runs", default="15:2,150:2,300:2,900:2,900:1", help="ticks/s in all:FEED_CONNECTIONS,..."
+    )
+    add("--seconds", type=float, default=30)
+    add("--warm-up-seconds", type=float, default=5)
+    add("--json", type=Path, help="write the results here")
+    args = arguments.parse_args(argv)
     runs = []
     for run in args.runs.split(","):
         rate, _, connections = run.partition(":")
@@ -112,16 +116,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print_table(title, [describe(run) for run in runs])
     write_json(args.json, {"runs": runs})
     return {"runs": runs}
-
-
-def arguments() -> argparse.ArgumentParser:
-    found = parser(__doc__, "bench.live_cost")
-    found.add_argument("--json", type=Path, help="write the results here")
-    runs = "15:2,150:2,300:2,900:2,900:1"
-    found.add_argument("--runs", default=runs, help="ticks/s in all:FEED_CONNECTIONS,...")
-    found.add_argument("--seconds", type=float, default=30)
-    found.add_argument("--warm-up-seconds", type=float, default=5)
-    return found
 
 
 if __name__ == "__main__":
