@@ -135,19 +135,20 @@ def measure(pipeline: Pipeline, args: Any) -> dict[str, Any]:
     process = pipeline.start("analysis", env=env | {"ANALYSIS_QUERY_TIMEOUT_S": "60"})
     get(f"http://127.0.0.1:{port}/healthz", timeout_s=60)
     services = pipeline.services
-    sql = pymysql.connect(host=services.mysql_host, port=services.mysql_port, user=READER,
-                          password=READER_PASSWORD, database=pipeline.database, autocommit=True,
-                          init_command="SET time_zone = '+00:00'")  # fmt: skip
+    sql = pymysql.connect(
+        host=services.mysql_host,
+        port=services.mysql_port,
+        user=READER,
+        password=READER_PASSWORD,
+        database=pipeline.database,
+        autocommit=True,
+    )
+    sql.cursor().execute("SET time_zone = '+00:00'")
 
     def alone(query: str, arguments: list[Any]) -> Request:
-        """The endpoint's SQL statement run directly, round-robin over `arguments`."""
-
-        def run(n: int) -> None:
-            with sql.cursor() as cursor:
-                cursor.execute(query, arguments[n % len(arguments)])
-                cursor.fetchall()
-
-        return run
+        """The endpoint's SQL statement run directly, round-robin over `arguments` (the
+        cursor reads the whole result)."""
+        return lambda n: sql.cursor().execute(query, arguments[n % len(arguments)])
 
     now = datetime.now(UTC).replace(tzinfo=None)
     end = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
