@@ -71,10 +71,7 @@ def measure(pipeline: Pipeline, rate: float, connections: int, args: Any) -> dic
     latencies = [float(v) for (v,) in pipeline.rows(LATENCY, since, since, round(args.seconds))]
     ticks = max(1, len(latencies))
     return {
-        "rate": rate,
-        "feed_connections": connections,
-        "seconds": elapsed,
-        "rows": len(latencies),
+        "rate": rate, "feed_connections": connections, "seconds": elapsed, "rows": len(latencies),
         "cores": {name: value / elapsed for name, value in cpu.items()},
         "us_per_tick": {name: value / ticks * 1e6 for name, value in cpu.items()},
         "rss_mb": memory,
@@ -82,7 +79,7 @@ def measure(pipeline: Pipeline, rate: float, connections: int, args: Any) -> dic
         "mysql_commits_per_s": (commits_after - commits) / elapsed,
         "receive_to_insert_s": percentiles(latencies),
         "receive_to_commit_histogram_s": histogram,
-    }
+    }  # fmt: skip
 
 
 def describe(run: dict[str, Any]) -> tuple[str, str]:

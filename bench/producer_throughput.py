@@ -91,13 +91,8 @@ def run_producer(pipeline: Pipeline, count: int) -> dict[str, float]:
         stop(process, simulator)
         reader.close()
     seconds = finished - min(stamps, default=0.0)
-    return {
-        "messages": expected,
-        "seconds": seconds,
-        "messages_per_s": expected / seconds,
-        "cpu_s_per_100k": cpu / expected * 100_000,
-        "peak_rss_mb": rss,
-    }
+    return {"messages": expected, "seconds": seconds, "messages_per_s": expected / seconds,
+            "cpu_s_per_100k": cpu / expected * 100_000, "peak_rss_mb": rss}  # fmt: skip
 
 
 def delivery_latency(pipeline: Pipeline, seconds: float) -> dict[str, float]:
