@@ -1,7 +1,7 @@
-"""Consumer backfill benchmark: N ticker frames in Kafka -> rows in an empty `order` table.
+"""Consumer backfill benchmark: N ticker frames in Kafka -> rows in empty `order` tables.
 
 On the same frames (the simulator's generator, with the producer's headers), one phase
-after the other, each into the emptied table, which must then equal the bound's (checksum):
+after the other, each into its own empty copy of `order`, which must then equal the bound's:
 the consumer (`python -m consumer backfill --since earliest`) on the INSERT path
 (MYSQL_BULK_LOAD=off), on the LOAD DATA path (=on), and as three processes at once with a
 third of the products each (CONSUMER_PRODUCTS); the bound, MariaDB's own LOAD DATA LOCAL
@@ -17,6 +17,8 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,7 @@ import psutil
 from bench.report import Process, parser, print_table, say, service_cpu, write_json
 from consumer.decode import Headers, decode
 from consumer.sink.layout import COLUMN_LIST, COLUMN_NAMES, TSV_LINES, Row
-from ops.pipeline import PRODUCTS, Pipeline, throwaway_pipeline
+from ops.pipeline import PRODUCTS, Pipeline, create_database, throwaway_pipeline
 from shared.kafka_clients import HEADER_RECEIVED_NS, HEADER_SOURCE, reliable_producer
 from shared.settings import CommonSettings
 from simulator.frames import ProductState
@@ -144,27 +146,43 @@ def naive(pipeline: Pipeline, sample: list[Row]) -> dict[str, Any]:
         return figures(len(sample), time.monotonic() - started)
 
 
-def emptied(pipeline: Pipeline) -> tuple[int, int]:
-    """Row count and an order-free checksum of every column the consumer writes; then the
-    table is emptied for the next phase."""
+def checksum(pipeline: Pipeline) -> tuple[int, int]:
+    """Row count and an order-free checksum of every column the consumer writes."""
     columns = ", ".join(f"IFNULL(`{name}`, 'null')" for name in COLUMN_NAMES)
-    checksum = f"IFNULL(SUM(CRC32(CONCAT_WS('|', {columns}))), 0)"
-    ((count, total),) = pipeline.rows(f"SELECT COUNT(*), {checksum} FROM `order`")
-    pipeline.rows("TRUNCATE TABLE `order`")
-    return int(count), int(total)
+    total = f"IFNULL(SUM(CRC32(CONCAT_WS('|', {columns}))), 0)"
+    ((count, found),) = pipeline.rows(f"SELECT COUNT(*), {total} FROM `order`")
+    return int(count), int(found)
+
+
+@contextlib.contextmanager
+def phase_tables(pipeline: Pipeline) -> Iterator[dict[str, Pipeline]]:
+    """`pipeline` pointed at a fresh database of its own for each phase; dropped afterwards."""
+    phases = ("bound", "insert", "load_data", "split", "naive")
+    tables = {phase: replace(pipeline, database=f"{pipeline.database}_{phase}") for phase in phases}
+    try:
+        for table in tables.values():
+            create_database(pipeline.services, table.database)
+        yield tables
+    finally:
+        for table in tables.values():
+            pipeline.rows(f"DROP DATABASE IF EXISTS `{table.database}`")
 
 
 def run(rows: int, products: tuple[str, ...], naive_rows: int) -> dict[str, Any]:
-    """Every phase on the same frames, one after the other, each into the emptied table."""
+    """Every phase on the same frames, one after the other."""
     parts = min(3, len(products))
     split = [",".join(products[index::parts]) for index in range(parts)]
-    with throwaway_pipeline("bench", products) as pipeline, tempfile.TemporaryDirectory() as tmp:
+    with (
+        throwaway_pipeline("bench", products) as pipeline,
+        phase_tables(pipeline) as table,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         tsv = Path(tmp) / "rows.tsv"
         say(f"preloading {rows:,} frames over {len(products)} partitions")
         sample = preload(pipeline, rows, tsv, naive_rows)
         say("bound: LOAD DATA LOCAL INFILE of the same rows")
-        phases = {"load_data": load_data_bound(pipeline, tsv, rows)}
-        expected = emptied(pipeline)
+        phases = {"load_data": load_data_bound(table["bound"], tsv, rows)}
+        expected = checksum(table["bound"])
         assert expected[0] == rows, f"the bound loaded {expected[0]} rows of {rows}"
         for name, phase, groups, bulk_load, what in (
             ("consumer_insert", "insert", [",".join(products)], "off", "the INSERT path"),
@@ -172,11 +190,11 @@ def run(rows: int, products: tuple[str, ...], naive_rows: int) -> dict[str, Any]
             ("consumer_split", "split", split, "on", "processes with CONSUMER_PRODUCTS, at once"),
         ):
             say(f"consumer on {what}")
-            phases[name] = run_consumers(pipeline, phase, groups, bulk_load)
-            found = emptied(pipeline)
+            phases[name] = run_consumers(table[phase], phase, groups, bulk_load)
+            found = checksum(table[phase])
             assert found == expected, f"{phase}: table differs from the bound's ({found})"
         say(f"naive: one INSERT + COMMIT per row, {len(sample):,} rows")
-        phases["naive"] = naive(pipeline, sample)
+        phases["naive"] = naive(table["naive"], sample)
     rate = {name: found["rows_per_s"] for name, found in phases.items()}
     ratios = {
         f"{name}_to_load_data": round(rate[name] / rate["load_data"], 3)
