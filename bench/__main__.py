@@ -1,9 +1,5 @@
 """`make bench`: every benchmark against the local real services, one JSON report, one plot.
 
-    .venv/bin/python -m bench [--rows 1000000] [--count 100000] [--live-seconds 30]
-                              [--scaling 3,12,48] [--scaling-rows 300000] [--out bench/results]
-                              [--skip-analysis]
-
 The producer (against the transport and Kafka bounds), the consumer backfill (against
 LOAD DATA and one insert per commit), the live cost and latency of the whole pipeline at
 15, 150, 300 and 900 ticks/s, the backfill with more products and the analysis API over 10
@@ -13,7 +9,6 @@ million rows. Every figure is printed beside its bound from the same run. Writes
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 from datetime import UTC, datetime
@@ -22,24 +17,20 @@ from typing import Any
 
 from bench import analysis_api, consumer_backfill, live_cost, producer_throughput
 from bench.plot import draw, live_latency
-from bench.report import print_table, write_json
+from bench.report import parser, print_table, write_json
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
-    parser.add_argument("--rows", type=int, default=1_000_000, help="backfill frames")
-    parser.add_argument("--count", type=int, default=100_000, help="producer tickers/product")
-    parser.add_argument("--live-seconds", type=float, default=30, help="per live-cost run")
-    parser.add_argument("--scaling", default="3,12,48", help="product counts, comma-separated")
-    parser.add_argument("--scaling-rows", type=int, default=300_000)
-    parser.add_argument("--out", type=Path, default=Path("bench/results"))
-    parser.add_argument(
-        "--skip-analysis", action="store_true", help="leave out the 10-million-row API benchmark"
-    )
-    args = parser.parse_args(argv)
+    arguments = parser(__doc__, "bench")
+    add = arguments.add_argument
+    add("--rows", type=int, default=1_000_000, help="backfill frames")
+    add("--count", type=int, default=100_000, help="producer tickers/product")
+    add("--live-seconds", type=float, default=30, help="per live-cost run")
+    add("--scaling", default="3,12,48", help="product counts, comma-separated")
+    add("--scaling-rows", type=int, default=300_000)
+    add("--out", type=Path, default=Path("bench/results"))
+    add("--skip-analysis", action="store_true", help="leave out the 10-million-row API benchmark")
+    args = arguments.parse_args(argv)
     report: dict[str, Any] = {
         "machine": {
             "cpus": os.cpu_count(),

@@ -1,64 +1,45 @@
 """Live cost: what the whole pipeline costs per tick at live rates, and its latency.
 
-    .venv/bin/python -m bench.live_cost [--runs 15:2,150:2,300:2,900:2,900:1] [--seconds 30]
-
 Each run (total ticks/s : FEED_CONNECTIONS) is simulator -> producer -> Kafka -> consumer
 -> MariaDB on a throwaway pipeline; after a warm-up, for `--seconds`: CPU cores and µs per
-tick of producer, consumer, broker and MariaDB (psutil), their memory, Kafka offset
-commits per second (records appended to __consumer_offsets), MySQL commits per second
-(Com_commit), and receive -> row latency of every row (received_at -> inserted_at, same
-clock) beside the consumer's receive -> commit histogram (bucket bounds).
+tick of producer, consumer, broker and MariaDB, their memory, Kafka offset commits/s
+(records appended to __consumer_offsets), MySQL commits/s (Com_commit), and receive -> row
+latency of every row (received_at -> inserted_at) beside the consumer's histogram.
 """
 
 from __future__ import annotations
 
-import argparse
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
-
 from bench.report import (
     Process,
     histogram_quantiles,
     metrics_text,
+    parser,
     percentiles,
     print_table,
     service_pid,
     start_simulator,
+    stop,
     write_json,
 )
 from ops.pipeline import PRODUCTS, Pipeline, free_port, throwaway_pipeline
 
 PARTS = ("producer", "consumer", "broker", "mariadb")
-
-
-def offset_records(pipeline: Pipeline) -> int:
-    """Records ever appended to __consumer_offsets (one per partition per offset commit)."""
-    reader = Consumer({"bootstrap.servers": pipeline.services.bootstrap, "group.id": "bench"})
-    try:
-        topic = reader.list_topics("__consumer_offsets", timeout=10).topics["__consumer_offsets"]
-        return sum(
-            reader.get_watermark_offsets(TopicPartition("__consumer_offsets", p), timeout=10)[1]
-            for p in topic.partitions
-        )
-    finally:
-        reader.close()
-
-
-def mysql_commits(pipeline: Pipeline) -> int:
-    with pipeline.services.admin() as connection, connection.cursor() as cursor:
-        cursor.execute("SHOW GLOBAL STATUS LIKE 'Com_commit'")
-        row = cursor.fetchone()
-    return int(row[1]) if row else 0
-
-
 LATENCY = (
     "SELECT TIMESTAMPDIFF(MICROSECOND, received_at, inserted_at) / 1e6 FROM `order` "
     "WHERE received_at >= %s AND received_at < %s + INTERVAL %s SECOND"
 )
+
+
+def counters(pipeline: Pipeline) -> tuple[int, int]:
+    """Records ever appended to __consumer_offsets (one per partition per offset commit),
+    and MySQL commits (Com_commit)."""
+    commits = pipeline.rows("SHOW GLOBAL STATUS LIKE 'Com_commit'")
+    return sum(pipeline.end_offsets("__consumer_offsets")), int(commits[0][1])
 
 
 def measure(pipeline: Pipeline, rate: float, connections: int, args: Any) -> dict[str, Any]:
@@ -71,28 +52,22 @@ def measure(pipeline: Pipeline, rate: float, connections: int, args: Any) -> dic
     try:
         metrics_text(port)  # the consumer is up
         time.sleep(args.warm_up_seconds)  # imports, connections, producer id, first batches
-        pids = {"producer": producer.pid, "consumer": consumer.pid,
-                "broker": service_pid("kafka"), "mariadb": service_pid("mariadb")}  # fmt: skip
+        pids = {"producer": producer.pid, "consumer": consumer.pid}
+        pids |= {"broker": service_pid("kafka"), "mariadb": service_pid("mariadb")}
         watched = {name: Process(pid) for name, pid in pids.items()}
         since = datetime.now(UTC).replace(tzinfo=None)
         before = {name: p.cpu_seconds() for name, p in watched.items()}
-        page, offsets, commits = (
-            metrics_text(port),
-            offset_records(pipeline),
-            mysql_commits(pipeline),
-        )
+        page, (offsets, commits) = metrics_text(port), counters(pipeline)
         started = time.monotonic()
         time.sleep(args.seconds)
         cpu = {name: p.cpu_seconds() - before[name] for name, p in watched.items()}
         elapsed = time.monotonic() - started
-        offsets, commits = offset_records(pipeline) - offsets, mysql_commits(pipeline) - commits
+        offsets_after, commits_after = counters(pipeline)
         metric, quantiles = "consumer_end_to_end_seconds", (0.5, 0.95, 0.99)
         histogram = histogram_quantiles(metrics_text(port), metric, quantiles, page)
         memory = {part: p.rss_mb() for part, p in watched.items()}
     finally:
-        for process in (producer, consumer, simulator):
-            process.terminate()
-            process.wait(30)
+        stop(producer, consumer, simulator)
     latencies = [float(v) for (v,) in pipeline.rows(LATENCY, since, since, round(args.seconds))]
     ticks = max(1, len(latencies))
     return {
@@ -100,8 +75,8 @@ def measure(pipeline: Pipeline, rate: float, connections: int, args: Any) -> dic
         "cores": {name: value / elapsed for name, value in cpu.items()},
         "us_per_tick": {name: value / ticks * 1e6 for name, value in cpu.items()},
         "rss_mb": memory,
-        "offset_commits_per_s": offsets / elapsed,
-        "mysql_commits_per_s": commits / elapsed,
+        "offset_commits_per_s": (offsets_after - offsets) / elapsed,
+        "mysql_commits_per_s": (commits_after - commits) / elapsed,
         "receive_to_insert_s": percentiles(latencies),
         "receive_to_commit_histogram_s": histogram,
     }  # fmt: skip
@@ -119,28 +94,25 @@ def describe(run: dict[str, Any]) -> tuple[str, str]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    formatter = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
-    add = parser.add_argument
+    arguments = parser(__doc__, "bench.live_cost")
+    add = arguments.add_argument
     add(
         "--runs", default="15:2,150:2,300:2,900:2,900:1", help="ticks/s in all:FEED_CONNECTIONS,..."
     )
     add("--seconds", type=float, default=30)
     add("--warm-up-seconds", type=float, default=5)
-    add("--json", type=Path)
-    args = parser.parse_args(argv)
+    add("--json", type=Path, help="write the results here")
+    args = arguments.parse_args(argv)
     runs = []
     for run in args.runs.split(","):
         rate, _, connections = run.partition(":")
         with throwaway_pipeline("bench") as pipeline:
             runs.append(measure(pipeline, float(rate), int(connections or 2), args))
-    title = (f"live cost: cores / µs per tick of {', '.join(PARTS)} | RSS producer / consumer"
-             " | offset commits/s | MySQL commits/s | receive -> row p50 / p99")  # fmt: skip
+    title = f"live cost: cores / µs per tick of {', '.join(PARTS)} | RSS producer / consumer"
+    title += " | offset commits/s | MySQL commits/s | receive -> row p50 / p99"
     print_table(title, [describe(run) for run in runs])
-    result = {"runs": runs}
-    if args.json:
-        write_json(args.json, result)
-    return result
+    write_json(args.json, {"runs": runs})
+    return {"runs": runs}
 
 
 if __name__ == "__main__":

@@ -1,10 +1,14 @@
-"""What every benchmark shares: process CPU and memory, the simulator, metrics, printing, saving."""
+"""What every benchmark shares: its command line, processes (CPU, memory, start, stop), the
+simulator, metrics pages, percentiles, printing and saving."""
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -13,6 +17,14 @@ import orjson
 
 from ops import services
 from ops.pipeline import PRODUCTS, ROOT, free_port
+
+
+def parser(doc: str | None, module: str) -> argparse.ArgumentParser:
+    """A benchmark's command line, its docstring as --help."""
+    formatter = argparse.RawDescriptionHelpFormatter
+    return argparse.ArgumentParser(
+        f"python -m {module}", description=doc, formatter_class=formatter
+    )
 
 
 class Process:
@@ -51,49 +63,53 @@ def service_pid(name: str) -> int:
     return pid
 
 
-def start_simulator(rate: float, count: int | None) -> tuple[subprocess.Popen[bytes], str]:
-    """`python -m simulator` (its own process, so it does not share this one's GIL)."""
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "simulator",
-        "--port",
-        str(port),
-        "--seed",
-        "1",
-        "--rate",
-        str(rate),
-        "--products",
-        ",".join(PRODUCTS),
-        "--log-level",
-        "WARNING",
-    ]
-    if count is not None:
-        command += ["--count", str(count)]
-    process = subprocess.Popen(command, cwd=ROOT)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}", timeout=0.5)
-        except OSError as exc:  # an HTTP error answer means the server is listening
-            if getattr(exc, "code", None) is not None:
-                break
-            time.sleep(0.1)
-    return process, f"ws://127.0.0.1:{port}"
+def service_cpu() -> dict[str, float]:
+    """CPU seconds so far of the local MariaDB and broker (none when not run here)."""
+    import psutil
+
+    found = {}
+    for name in ("mariadb", "kafka"):
+        with contextlib.suppress(SystemExit, psutil.Error):
+            found[name] = Process(service_pid(name)).cpu_seconds()
+    return found
 
 
-def metrics_text(port: int, timeout_s: float = 30) -> str:
-    """A service's /metrics page, waiting for its server to answer."""
+def stop(*processes: subprocess.Popen[bytes]) -> None:
+    for process in processes:
+        process.terminate()
+        process.wait(30)
+
+
+def get(url: str, timeout_s: float = 30) -> bytes:
+    """The page at `url`, waiting for its server to answer (an HTTP error answers too)."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as page:
-                return str(page.read().decode())
+            with urllib.request.urlopen(url, timeout=5) as page:
+                return bytes(page.read())
+        except urllib.error.HTTPError as exc:
+            return bytes(exc.read())
         except OSError:
             if time.monotonic() > deadline:
                 raise
-            time.sleep(0.2)
+            time.sleep(0.1)
+
+
+def start_simulator(rate: float, count: int | None) -> tuple[subprocess.Popen[bytes], str]:
+    """`python -m simulator` (its own process, so it does not share this one's GIL)."""
+    port = free_port()
+    command = [sys.executable, "-m", "simulator", "--port", str(port), "--seed", "1"]
+    command += ["--rate", str(rate), "--products", ",".join(PRODUCTS), "--log-level", "WARNING"]
+    if count is not None:
+        command += ["--count", str(count)]
+    process = subprocess.Popen(command, cwd=ROOT)
+    get(f"http://127.0.0.1:{port}", timeout_s=10)
+    return process, f"ws://127.0.0.1:{port}"
+
+
+def metrics_text(port: int) -> str:
+    """A service's /metrics page, waiting for its server to answer."""
+    return get(f"http://127.0.0.1:{port}/metrics").decode()
 
 
 def histogram_quantiles(
@@ -129,6 +145,11 @@ def print_table(title: str, rows: list[tuple[str, str]]) -> None:
         print(f"  {name:<{width}}  {value}")
 
 
-def write_json(path: Path, result: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+def say(message: str) -> None:
+    print(f"[bench] {message}", flush=True)
+
+
+def write_json(path: Path | None, result: dict[str, Any]) -> None:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))

@@ -6,18 +6,21 @@
 Each drill runs simulator -> producer -> Kafka -> consumer -> MariaDB on a throwaway
 pipeline (ops/pipeline.py; services from ops/services.py, which the broker and database
 drills stop and start), applies its fault, waits for the table to catch up, and compares
-the table with every trade ticker that reached the producer:
+the table with every trade ticker that reached the producer, field by field (each row must
+also name the record it came from); then it checks that the consumer committed its offsets
+up to the topic's end and that both services exit 0 on SIGTERM:
 
 - kill9: kill -9 the consumer 5 times during a backlog, restarting it each time;
-- mariadb: restart MariaDB mid-stream;
-- broker: stop the Kafka broker for 30 s while the producer reads;
+- mariadb: restart MariaDB mid-stream (4 s after the first rows);
+- broker: stop the Kafka broker for 30 s while the producer reads (5 s after the first rows);
 - websocket: the simulator drops each connection every 3 s for a minute;
 - bad_frames: malformed frames from the feed plus a corpus of bad records in the topic;
 - redundancy: 100 msg/s per product for 30 s, one feed connection dropped every 2 s, with
   FEED_CONNECTIONS=1 and =2; prints the ticks the market made that never became a row
   (some with one connection, none with two).
 
-The tests run the same drills smaller (tests/drills). --size scales counts and durations.
+The tests run the same drills smaller (tests/consumer/test_drills.py). --size scales counts
+and durations.
 """
 
 from __future__ import annotations
@@ -59,13 +62,13 @@ def main(argv: list[str] | None = None) -> int:
         outcomes.extend(run(key, args.size))
     print_table(
         "drill: ticks made / reached the producer / rows / missing+extra / duplicates / "
-        "dead letters / caught up after",
+        "dead letters / caught up after / wrong rows, offsets behind, unclean exits",
         [
             (
                 o.drill,
                 f"{o.ticks_generated} / {o.ticks_delivered} / {o.rows_found} / "
                 f"{o.missing + o.unexpected} / {o.duplicates} / {o.dead_letters} / "
-                f"{o.recovery_s} s",
+                f"{o.recovery_s} s / {o.wrong_rows}, {o.offsets_behind}, {o.unclean_exits}",
             )
             for o in outcomes
         ],
@@ -80,8 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     # What reached the producer must all be rows; with two connections, everything made.
     lost = sum(o.lost for o in outcomes)
     lost += sum(o.missed_by_feed for o in redundant if "CONNECTIONS=1," not in o.drill)
-    print(f"\nlost or duplicated: {lost}")
-    return 1 if lost else 0
+    other = sum(o.problems - o.lost for o in outcomes)
+    print(f"\nlost or duplicated: {lost}; wrong rows, offsets behind or unclean exits: {other}")
+    return 1 if lost or other else 0
 
 
 if __name__ == "__main__":

@@ -70,14 +70,15 @@ class Services:
             local=ops_services.local_services_started(),
         )
 
-    def admin(self, database: str | None = None) -> Connection[Cursor]:
+    def admin(self, database: str | None = None, **options: Any) -> Connection[Cursor]:
+        """An admin connection (autocommit unless `options` say otherwise)."""
         return pymysql.connect(
             host=self.mysql_host,
             port=self.mysql_port,
             user=self.admin_user,
             password=self.admin_password,
             database=database,
-            autocommit=True,
+            **{"autocommit": True, **options},
         )
 
     def admin_client(self) -> AdminClient:
@@ -213,13 +214,29 @@ class Pipeline:
 
     def dead_letters(self) -> int:
         """Records in the dead-letter topic."""
+        return sum(self.end_offsets(self.dlq_topic))
+
+    def end_offsets(self, topic: str | None = None) -> list[int]:
+        """The end offset of each partition of `topic` (default: the ticker topic)."""
+        topic = topic or self.topic
         consumer = Consumer({"bootstrap.servers": self.services.bootstrap, "group.id": "reader"})
         try:
-            ends = consumer.list_topics(self.dlq_topic, timeout=10).topics[self.dlq_topic]
-            return sum(
-                consumer.get_watermark_offsets(TopicPartition(self.dlq_topic, p), timeout=10)[1]
-                for p in ends.partitions
-            )
+            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+            return [
+                consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                for p in sorted(partitions)
+            ]
+        finally:
+            consumer.close()
+
+    def committed_offsets(self) -> list[int]:
+        """The consumer group's committed offset of each ticker partition (negative: none)."""
+        consumer = Consumer(
+            {"bootstrap.servers": self.services.bootstrap, "group.id": self.group_id}
+        )
+        try:
+            wanted = [TopicPartition(self.topic, p) for p in range(len(self.products))]
+            return [tp.offset for tp in consumer.committed(wanted, timeout=10)]
         finally:
             consumer.close()
 

@@ -7,30 +7,18 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 
 import orjson
 
-from shared.models import DECIMAL_FIELDS, parse_feed_time
+from drills.core import CHECKED_COLUMNS, expected_row
 from tests.conftest import ROOT, Pipeline, python_env
 from tests.factories import committed, produce, row_count, ticker, wait_for
 
-CHECKED_COLUMNS = (
-    "product_id",
-    "sequence",
-    "trade_id",
-    "side",
-    "time",
-    *DECIMAL_FIELDS,
-    "kafka_partition",
-    "kafka_offset",
-)
 Key = tuple[str, int]
 Record = tuple[int, bytes]
 
@@ -94,24 +82,6 @@ class Feed:
     @property
     def total(self) -> int:
         return len(self.expected)
-
-
-def expected_row(frame: dict[str, object], partition: int, offset: int) -> tuple[object, ...]:
-    decimals = [
-        None if frame.get(name) is None else Decimal(str(frame[name])) for name in DECIMAL_FIELDS
-    ]
-    time_text = frame["time"]
-    assert isinstance(time_text, str)
-    return (
-        frame["product_id"],
-        frame["sequence"],
-        frame["trade_id"],
-        frame["side"],
-        parse_feed_time(time_text).replace(tzinfo=None),
-        *decimals,
-        partition,
-        offset,
-    )
 
 
 def table_problems(pipeline: Pipeline, expected: dict[Key, tuple[object, ...]]) -> list[str]:
@@ -271,36 +241,6 @@ def assert_exact(
     assert not problems, (
         "table not exact" + (f" ({context})" if context else "") + ":\n" + "\n".join(problems)
     )
-
-
-class SteadyProducer(threading.Thread):
-    """Keeps producing small chunks of every product's frames until stopped."""
-
-    def __init__(self, feed: Feed, per_chunk: int = 50, pause_s: float = 0.05) -> None:
-        super().__init__(name="steady-producer", daemon=True)
-        self.feed, self.per_chunk, self.pause_s = feed, per_chunk, pause_s
-        self.halt = threading.Event()
-        self.error: BaseException | None = None
-        self.lock = threading.Lock()
-
-    def run(self) -> None:
-        try:
-            while not self.halt.is_set():
-                with self.lock:
-                    self.feed.produce(self.per_chunk)
-                self.halt.wait(self.pause_s)
-        except BaseException as exc:
-            self.error = exc
-
-    def produced(self) -> int:
-        with self.lock:
-            return self.feed.total
-
-    def finish(self) -> None:
-        self.halt.set()
-        self.join(90)
-        assert not self.is_alive(), "the steady producer did not stop"
-        assert self.error is None, f"the steady producer failed: {self.error!r}"
 
 
 def subset(feed: Feed, keys: Iterable[Key]) -> dict[Key, tuple[object, ...]]:

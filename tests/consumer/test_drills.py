@@ -1,19 +1,37 @@
-"""The `make drill` drills (drills/core.py), smaller: the same code, the same verdict."""
+"""The `make drill` drills (drills/core.py), smaller: the same code, the same verdict, on both
+write paths. These are the consumer's outage tests too: kill -9 during a backlog, MariaDB
+restarting and the broker down, each striking while rows are flowing; afterwards every row
+equals its frame field by field and names the record it came from, every offset is committed
+up to the topic's end, and both services exit 0 on SIGTERM."""
 
 from __future__ import annotations
 
 import pytest
 
-from drills.core import DRILLS
+from drills.core import DRILLS, log_path
 from ops.pipeline import Pipeline
 
 SIZE = 0.1  # of the full drill's counts and fault durations
+# Feeds that outlast the fault: kill -9 needs a backlog through five restarts of the consumer
+# (about a second each), the MariaDB restart a stream that still flows when it is back.
+SIZES = {"kill9": 0.5, "mariadb": 0.5}
+MID_STREAM = ("kill9", "mariadb", "broker")  # faults that strike while rows are flowing
 
 
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("drill", list(DRILLS))
 def test_drill_loses_nothing_that_reached_the_producer(pipeline: Pipeline, drill: str) -> None:
-    outcome = DRILLS[drill](pipeline, SIZE)
+    outcome = DRILLS[drill](pipeline, SIZES.get(drill, SIZE))
     assert outcome.ticks_delivered > 0
     assert outcome.rows_found == outcome.ticks_delivered, outcome
     assert (outcome.missing, outcome.unexpected, outcome.duplicates) == (0, 0, 0), outcome
+    assert outcome.wrong_rows == 0, outcome
+    assert outcome.offsets_behind == 0, outcome
+    assert outcome.unclean_exits == 0, outcome
+    if drill in MID_STREAM:
+        assert 0 < outcome.rows_at_fault < outcome.ticks_delivered, outcome
+    if drill == "mariadb":
+        log = log_path(pipeline).read_text(errors="replace")
+        assert "transient failure, retrying" in log and '"operation": "mysql"' in log, (
+            "the writers should have retried the database"
+        )
