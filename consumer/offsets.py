@@ -5,9 +5,11 @@ batch the database committed. A crash therefore replays at most the rows of the 
 interval (about a second of ticks, or one backlog batch more); the primary key
 (product_id, sequence) makes that replay harmless.
 
-The commits are synchronous. Asynchronous ones were silently deferred by librdkafka after a
-broker outage, and a synchronous commit issued behind such a deferred one never returned,
-leaving a partition's offset behind for good.
+Commits are asynchronous, one in flight at a time, so the writer never waits on the broker.
+After a broker outage librdkafka can stay "waiting for coordinator" for good: commits then
+go unanswered (or a synchronous one blocks for the 45 s session timeout and fails). So a
+commit unanswered for `COMMIT_ANSWER_TIMEOUT_S`, or several failing in a row, make the
+committer `stuck`, and the writer replaces its Kafka consumer (consumer/writer.py).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from consumer import metrics
 
 COMMIT_INTERVAL_S = 1.0
+COMMIT_ANSWER_TIMEOUT_S = 10.0  # a healthy broker answers in milliseconds
+FAILURES_BEFORE_STUCK = 3
 
 
 class OffsetCommitter:
@@ -39,7 +43,9 @@ class OffsetCommitter:
         self._commits = metrics.OFFSET_COMMITS.labels(product=product)  # the same series
         self.stored: int | None = None  # next offset after the rows MySQL committed
         self.acknowledged: int | None = None  # what the broker confirmed
+        self._in_flight: int | None = None  # sent, not answered yet
         self._sent_at = float("-inf")
+        self._failures = 0  # answers in a row that were errors
 
     def rows_stored(self, next_offset: int) -> None:
         """Call after the database commit of every record below `next_offset`."""
@@ -50,27 +56,43 @@ class OffsetCommitter:
         return self.stored is not None and self.stored != self.acknowledged
 
     def seconds_until_due(self, now: float) -> float | None:
-        """How long until a commit is due; None when there is nothing to commit."""
+        """How long until a commit is due, or its answer is overdue; None when idle."""
+        if self._in_flight is not None:
+            return max(0.0, self._sent_at + COMMIT_ANSWER_TIMEOUT_S - now)
         if not self.pending:
             return None
         return max(0.0, self._sent_at + self._interval_s - now)
 
     def commit_if_due(self, consumer: Consumer, now: float | None = None) -> None:
-        """Commit what is stored if the interval has passed; a failure is retried next time."""
+        """Send what is stored if the interval has passed and no commit is in flight."""
         now = time.monotonic() if now is None else now
         due = self.seconds_until_due(now)
-        if due is None or due > 0:
+        if self._in_flight is not None or due is None or due > 0 or self.stored is None:
             return
-        self._sent_at = now
+        self._sent_at, self._in_flight = now, self.stored
         try:
-            self.commit_now(consumer)
-        except KafkaException as exc:  # e.g. the broker is away: the next interval retries
-            self._log.warning("offset commit failed; retrying", error=str(exc))
+            consumer.commit(offsets=[self._offset(self.stored)], asynchronous=True)
+        except KafkaException as exc:  # e.g. the client refuses at once: next interval
+            self._in_flight = None
+            self._failed(str(exc))
+            return
+        self._commits.inc()
+
+    def stuck(self, now: float) -> bool:
+        """Whether commits go unanswered or keep failing: the consumer needs replacing."""
+        overdue = self._in_flight is not None and now - self._sent_at > COMMIT_ANSWER_TIMEOUT_S
+        return overdue or self._failures >= FAILURES_BEFORE_STUCK
+
+    def restart(self) -> None:
+        """Forget the commit in flight (its consumer is gone); commit again at once."""
+        self._in_flight, self._failures, self._sent_at = None, 0, float("-inf")
 
     def commit_now(self, consumer: Consumer) -> None:
         """Synchronous commit of what is stored (shutdown); raises KafkaException on failure."""
         if not self.pending or self.stored is None:
             return
+        if self.stuck(time.monotonic()):  # a synchronous commit would block, then fail
+            raise KafkaException(KafkaError(KafkaError._WAIT_COORD, "commits go unanswered"))
         stored = self.stored
         done = consumer.commit(offsets=[self._offset(stored)], asynchronous=False)
         self._commits.inc()
@@ -80,10 +102,22 @@ class OffsetCommitter:
         self.acknowledged = stored
 
     def on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
-        """librdkafka's report of a commit (served by poll/consume): failures are logged."""
+        """librdkafka's answer to a commit (served by poll/consume in the writer's thread)."""
         for item in partitions:
-            if item.partition == self._partition and (error or item.error):
-                self._log.warning("offset commit failed; retrying", error=str(error or item.error))
+            if item.partition != self._partition or item.topic != self._topic:
+                continue
+            if self._in_flight is not None and item.offset != self._in_flight:
+                continue  # the answer to an older commit
+            self._in_flight = None
+            if error or item.error:
+                self._failed(str(error or item.error))
+            else:
+                self._failures = 0
+                self.acknowledged = max(self.acknowledged or 0, item.offset)
+
+    def _failed(self, error: str) -> None:
+        self._failures += 1
+        self._log.warning("offset commit failed; retrying", error=error)
 
     def _offset(self, offset: int) -> TopicPartition:
         return TopicPartition(self._topic, self._partition, offset)

@@ -121,6 +121,8 @@ class PartitionWriter(threading.Thread):
                     self.write_batch(consumer, dead_letters, messages)
                 if self.live:
                     self.commit_offsets(consumer)
+                    if self.offsets.stuck(time.monotonic()):
+                        consumer = self.replace_consumer(consumer, start)
                 self.update_lag(consumer)
             self.commit_at_exit(consumer)
         except BaseException as exc:
@@ -136,6 +138,21 @@ class PartitionWriter(threading.Thread):
             consumer.close()
             self.sink.close()
         self.log.info("writer stopped", written=self.counts.written)
+
+    def replace_consumer(self, old: Consumer, start: int) -> Consumer:
+        """A new Kafka consumer from the next offset to write, because offset commits go
+        unanswered: librdkafka can keep waiting for the group coordinator for good after a
+        broker outage (consumer/offsets.py). Nothing is lost: MySQL holds every row below
+        the next offset, and the key absorbs what the new consumer reads again."""
+        self.log.warning("offset commits go unanswered; replacing the Kafka consumer")
+        metrics.RETRIES.labels(product=self.product, operation="kafka_consumer").inc()
+        # Closed aside: a close waiting on the stuck coordinator must not stall writing.
+        threading.Thread(target=old.close, name=f"close-{self.product}", daemon=True).start()
+        consumer: Consumer = self._make_consumer(self.group_id, self.offsets.on_commit)
+        next_offset = self.status.next_offset
+        consumer.assign([self.topic_partition(start if next_offset is None else next_offset)])
+        self.offsets.restart()
+        return consumer
 
     def committed_offset(self, consumer: Consumer) -> int:
         """The group's committed offset, or the beginning for a new group.
@@ -158,7 +175,7 @@ class PartitionWriter(threading.Thread):
         return next_offset >= self.end_offset
 
     def commit_offsets(self, consumer: Consumer) -> None:
-        """About once a second, of what MySQL holds (see consumer/offsets.py)."""
+        """About once a second, of what MySQL holds, asynchronously (consumer/offsets.py)."""
         self.offsets.commit_if_due(consumer)
 
     def commit_at_exit(self, consumer: Consumer) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from confluent_kafka import TopicPartition
 
+from consumer import offsets
 from consumer.settings import ConsumerSettings
 from consumer.sink import Row, WriteResult
 from consumer.sink.errors import SinkRejected, SinkUnavailable
@@ -76,9 +77,14 @@ class FakeConsumer:
     """One partition of records; remembers commits (with what the sink held then) and pauses."""
 
     def __init__(
-        self, records: list[bytes], sink: FakeSink, on_commit: Callable[..., None]
+        self,
+        records: list[bytes],
+        sink: FakeSink,
+        on_commit: Callable[..., None],
+        answers_commits: bool = True,
     ) -> None:
         self.records, self.sink, self.on_commit = records, sink, on_commit
+        self.answers_commits = answers_commits  # False: librdkafka stuck on its coordinator
         self.position = 0
         self.paused = False
         self.events: list[str] = []
@@ -105,6 +111,8 @@ class FakeConsumer:
 
     def commit(self, offsets: list[TopicPartition], asynchronous: bool) -> list[TopicPartition]:
         self.commits.append((offsets[0].offset, self.sink.stored_up_to, asynchronous))
+        if asynchronous and self.answers_commits:
+            self.on_commit(None, offsets)  # librdkafka serves it in a later poll
         return offsets
 
     def pause(self, partitions: list[TopicPartition]) -> None:
@@ -139,6 +147,8 @@ class Rig:
         self.stop = threading.Event()
         self.producer = FakeProducer()
         self.consumer: FakeConsumer | None = None
+        self.consumers: list[FakeConsumer] = []
+        self.stuck_consumers = 0  # how many consumers, first made first, never answer commits
         values = {"kafka_topic": TOPIC, "products": ("ETH-BTC", PRODUCT), **settings}
         self.writer = PartitionWriter(
             ConsumerSettings(**values),
@@ -151,7 +161,9 @@ class Rig:
         )
 
     def make_consumer(self, group: str, on_commit: Callable[..., None]) -> FakeConsumer:
-        self.consumer = FakeConsumer(self.records, self.sink, on_commit)
+        answers = len(self.consumers) >= self.stuck_consumers
+        self.consumer = FakeConsumer(self.records, self.sink, on_commit, answers)
+        self.consumers.append(self.consumer)
         return self.consumer
 
     def run_until(self, done: Callable[[], bool], timeout_s: float = 10) -> None:
@@ -196,8 +208,23 @@ def test_offsets_are_committed_about_once_a_second() -> None:
     commits = rig.consumer.commits
     assert len(sink.batches) == 300
     assert 1 <= len(commits) <= took / 1.0 + 2, (len(commits), took)  # + the one at shutdown
-    assert not any(asynchronous for _offset, _stored, asynchronous in commits)
-    assert commits[-1] == (600, 600, False)
+    assert all(asynchronous for _offset, _stored, asynchronous in commits[:-1])
+    assert commits[-1] == (600, 600, False)  # at shutdown: synchronous
+
+
+def test_unanswered_commits_replace_the_kafka_consumer_and_writing_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(offsets, "COMMIT_ANSWER_TIMEOUT_S", 0.3)
+    sink = FakeSink()
+    records = frames(300)
+    rig = Rig(records, sink, batch_max_rows=5, batch_max_wait_ms=1)
+    rig.stuck_consumers = 1
+    rig.run_until(lambda: len(rig.consumers) > 1 and len(sink.keys) == 300)
+    first, second = rig.consumers[:2]
+    assert first.commits and "close" in first.events  # the stuck one was sent a commit, closed
+    assert len(sink.keys) == 300 and sum(sink.batches) == 300  # nothing lost, nothing again
+    assert second.commits[-1][:2] == (300, 300)  # the new consumer commits to the end
 
 
 def test_an_idle_writer_commits_its_last_batch_within_about_a_second() -> None:
