@@ -55,6 +55,7 @@ class Outcome:
     offsets_behind: int = 0  # records past the consumer's committed offsets once caught up
     unclean_exits: int = 0  # a SIGTERM answered with another code than 0, or a crash
     rows_at_fault: int = 0  # rows when the fault struck (the last kill; back up again)
+    records: int = 0  # in the topic at the end: whether missing rows ever reached Kafka
 
     @property
     def lost(self) -> int:
@@ -220,6 +221,7 @@ def run_drill(
             offsets_behind=behind,
             unclean_exits=sum(code != 0 for code in codes) + run.crashes,
             rows_at_fault=run.rows_at_fault,
+            records=sum(pipeline.end_offsets()),
         )
         expected_dead = len(simulator.sent_malformed()) + bad_records
         assert outcome.dead_letters >= expected_dead, "dead letters went missing"
