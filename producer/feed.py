@@ -15,14 +15,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.frames import Frame, Opcode
+from websockets.protocol import Event
 
 from producer import metrics
 from producer.auth import signed_fields
@@ -115,6 +120,39 @@ def subscribe_message(settings: ProducerSettings) -> bytes:
     return orjson.dumps(message)
 
 
+class FrameConnection(ClientConnection):
+    """A client connection that hands each message to `on_message` as soon as it is parsed.
+
+    websockets' own path queues every message for `recv()` and wakes a task to take it: a
+    future, a queue and a task step per frame, about a fifth of the producer's CPU at 900
+    ticks/s. The feed never waits between frames, so each goes straight on from
+    `data_received`. Handshake, pings, close and `max_size` stay websockets' own.
+    """
+
+    def __init__(
+        self, on_message: Callable[[bytes], None], protocol: ClientProtocol, **kwargs: Any
+    ) -> None:
+        super().__init__(protocol, **kwargs)
+        self.on_message = on_message
+        self._fragments: list[bytes] = []  # a fragmented message so far (Coinbase sends none)
+
+    def process_event(self, event: Event) -> None:
+        if type(event) is not Frame or event.opcode not in _MESSAGE_OPCODES:
+            super().process_event(event)  # the handshake response, pings, pongs, close
+            return
+        data = event.data if type(event.data) is bytes else bytes(event.data)
+        if event.fin and not self._fragments:
+            self.on_message(data)
+            return
+        self._fragments.append(data)
+        if event.fin:
+            message, self._fragments = b"".join(self._fragments), []
+            self.on_message(message)
+
+
+_MESSAGE_OPCODES = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
+
+
 class Feed:
     """Runs every connection until `stop` is set; hands every frame to `on_frame`."""
 
@@ -151,6 +189,10 @@ class Connection:
         self.pacer = pacer
         self.stop = stop
         self._backoff = Backoff(settings.reconnect_min_s, settings.reconnect_max_s)
+        # Per session: an error frame (or a failure) ends it; the first frame resets backoff.
+        self._ended = asyncio.Event()
+        self._answered = False
+        self._failure: Exception | None = None
 
     async def run(self) -> None:
         while not self.stop.is_set():
@@ -174,9 +216,12 @@ class Connection:
 
     async def _session(self) -> str:
         """One connection from connect to close; returns why it ended."""
+        self._ended, self._answered, self._failure = asyncio.Event(), False, None
         try:
+            frame_connection = functools.partial(FrameConnection, self._on_message)
             async with connect(
                 self.settings.coinbase_ws_url,
+                create_connection=cast(type[FrameConnection], frame_connection),
                 max_size=2**20,
                 open_timeout=10,
                 close_timeout=2,
@@ -204,32 +249,48 @@ class Connection:
             log.warning("feed connect failed", connection=self.state.label, error=repr(exc))
             return "connect_failed"
 
-    async def _read(self, websocket: ClientConnection) -> str:
-        watchdog = asyncio.create_task(self._watch(websocket))
-        stopper = asyncio.create_task(self._close_on_stop(websocket))
-        answered = False
-        on_frame, state, label = self.on_frame, self.state, self.state.label
+    def _on_message(self, frame: bytes) -> None:
+        """Every message of the session, straight from the socket (never blocks)."""
+        if self._ended.is_set():
+            return  # closing after an error frame
+        state = self.state
+        state.last_frame_at = time.monotonic()
         try:
-            while True:
-                frame = await websocket.recv(decode=False)
-                state.last_frame_at = time.monotonic()
-                if not on_frame(frame, time.time_ns(), label):
-                    await websocket.close(1000, "error frame received")
-                    return "error_frame"
-                if not answered:
-                    # The feed took the subscription: the next reconnect starts from the
-                    # shortest wait again (connects stay spaced by the pacer).
-                    answered = True
-                    self._backoff.reset()
-        except ConnectionClosed:
+            going_on = self.on_frame(frame, time.time_ns(), state.label)
+        except Exception as exc:  # a bug: end the service as a failing read would have
+            self._failure = exc
+            going_on = False
+        if not going_on:
+            self._ended.set()
+        elif not self._answered:
+            # The feed took the subscription: the next reconnect starts from the shortest
+            # wait again (connects stay spaced by the pacer).
+            self._answered = True
+            self._backoff.reset()
+
+    async def _read(self, websocket: ClientConnection) -> str:
+        """Wait while `_on_message` gets the frames: until a close, an error frame or stop."""
+        watchdog = asyncio.create_task(self._watch(websocket))
+        closed = asyncio.create_task(websocket.wait_closed())
+        ended = asyncio.create_task(self._ended.wait())
+        stopped = asyncio.create_task(self.stop.wait())
+        waits = (watchdog, closed, ended, stopped)
+        try:
+            await asyncio.wait((closed, ended, stopped), return_when=asyncio.FIRST_COMPLETED)
+            if self._failure is not None:
+                raise self._failure
             if self.stop.is_set():
+                await websocket.close(1000, "shutting down")
                 return "stopped"
+            if self._ended.is_set():
+                await websocket.close(1000, "error frame received")
+                return "error_frame"
             if watchdog.done():
                 return "stale"
-            raise
+            raise websocket.protocol.close_exc
         finally:
-            watchdog.cancel()
-            stopper.cancel()
+            for waiting in waits:
+                waiting.cancel()
 
     async def _watch(self, websocket: ClientConnection) -> None:
         """Close a connection that went quiet: heartbeats come every second."""
@@ -245,10 +306,6 @@ class Connection:
                 )
                 websocket.transport.abort()  # don't wait for a closing handshake that won't come
                 return
-
-    async def _close_on_stop(self, websocket: ClientConnection) -> None:
-        await self.stop.wait()
-        await websocket.close(1000, "shutting down")
 
     async def _sleep(self, seconds: float) -> None:
         if seconds <= 0:

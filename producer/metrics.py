@@ -1,10 +1,10 @@
-"""The producer's Prometheus metrics. Per-frame counts are Tallies (cheap on the hot path)."""
+"""The producer's Prometheus metrics. Per-frame ones are tallies (cheap on the hot path)."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge
 
-from producer.tally import Tally
+from producer.tally import HistogramTally, Tally
 
 FRAMES = Tally("producer_frames_received", "WebSocket frames received, by type", "type")
 TICKS_IN = Tally("producer_ticks_received", "Ticks received (first arrival of each)", "product")
@@ -48,7 +48,7 @@ CONNECTION_FIRST = Tally(
 )
 BUFFERED = Gauge("producer_buffer_messages", "Frames waiting for Kafka acknowledgement")
 BUFFER_FILL = Gauge("producer_buffer_fill_ratio", "Share of the bounded buffer in use")
-DELIVERY_SECONDS = Histogram(
+DELIVERY_SECONDS = HistogramTally(
     "producer_delivery_seconds",
     "Frame received to Kafka acknowledgement",
     buckets=(0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 1, 5),

@@ -30,6 +30,7 @@ class Publisher:
     def __init__(self, settings: ProducerSettings, partitions: PartitionMap, source: str) -> None:
         self.topic = settings.kafka_topic
         self.partitions = partitions
+        self._products = partitions.products
         self.capacity = settings.producer_buffer_messages
         self.kafka_reachable = True
         self._source = source.encode()
@@ -102,9 +103,8 @@ class Publisher:
             metrics.BUFFER_FILL.set(buffered / self.capacity)
 
     def _delivered(self, error: KafkaError | None, message: Message) -> None:
-        if message.topic() != self.topic:
-            return  # dead letters report through their publisher
-        product = self.partitions.product(message.partition() or 0)
+        # Ticks only: dead letters are produced with a delivery callback of their own.
+        product = self._products[message.partition() or 0]
         if error is None:
             self.kafka_reachable = True
             metrics.TICKS_OUT.add(product)

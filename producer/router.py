@@ -130,6 +130,42 @@ class RecentSequences:
         return len(self._members)
 
 
+# How many published tick frames are remembered by their bytes. Hot-hot connections deliver
+# the same bytes milliseconds apart; 2,000 frames are seconds of the busiest feed, ~1 MB.
+REMEMBERED_FRAMES = 2_000
+
+
+class RecentFrames:
+    """The last `capacity` published tick frames, by their bytes, with their product.
+
+    With several connections half the frames are another connection's copy of a published
+    tick. Recognising the bytes (one hash) spares parsing them; a copy that differs or comes
+    later than the window still meets the sequence check.
+    """
+
+    __slots__ = ("_order", "_products", "capacity")
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._products: dict[bytes, str] = {}
+        self._order: deque[bytes] = deque()
+
+    def product(self, frame: bytes) -> str | None:
+        """The product of this exact frame if it was published recently, else None."""
+        return self._products.get(frame)
+
+    def add(self, frame: bytes, product: str) -> None:
+        if not self.capacity:
+            return
+        self._products[frame] = product
+        self._order.append(frame)
+        if len(self._order) > self.capacity:
+            self._products.pop(self._order.popleft(), None)
+
+    def __len__(self) -> int:
+        return len(self._products)
+
+
 class SequenceWatch:
     """Per product: skip exact repeats, classify sequence anomalies, count trade-id jumps.
 

@@ -10,7 +10,16 @@ from typing import Any
 from producer import metrics
 from producer.feed import Feed, FeedState
 from producer.publisher import Publisher
-from producer.router import Control, FeedError, Reject, SequenceWatch, Tick, route
+from producer.router import (
+    REMEMBERED_FRAMES,
+    Control,
+    FeedError,
+    RecentFrames,
+    Reject,
+    SequenceWatch,
+    Tick,
+    route,
+)
 from producer.settings import ProducerSettings
 from shared.logs import get_logger
 from shared.observability import serve
@@ -22,15 +31,24 @@ log = get_logger(__name__)
 class FrameDispatcher:
     """What happens to each frame of every connection, in arrival order (never blocks)."""
 
-    def __init__(self, partitions: PartitionMap, publisher: Publisher, feed: FeedState) -> None:
+    def __init__(
+        self, partitions: PartitionMap, publisher: Publisher, feed: FeedState, connections: int
+    ) -> None:
         self.partitions = partitions
         self.publisher = publisher
         self.watch = SequenceWatch()
+        # One connection never repeats a frame: nothing to remember then.
+        self.published = RecentFrames(REMEMBERED_FRAMES if connections > 1 else 0)
         self.feed = feed  # whether every connection was down between two ticks
         self._outages_seen: dict[str, int] = {}
 
     def __call__(self, frame: bytes, received_ns: int, connection: str) -> bool:
         metrics.CONNECTION_FRAMES.add(connection)
+        repeated = self.published.product(frame)
+        if repeated is not None:  # another connection's copy of a published tick
+            metrics.FRAMES.add("ticker")
+            metrics.TICKS_REPEATED.add(repeated)
+            return True
         routed = route(frame, self.partitions)
         if isinstance(routed, Tick):
             metrics.FRAMES.add("ticker")
@@ -72,6 +90,8 @@ class FrameDispatcher:
             metrics.MISSED_TRADES.add(tick.product, verdict.trade_gap)
         self._note_outage(tick)
         self.publisher.publish(frame, tick.product, tick.partition, received_ns)
+        if tick.sequence is not None:  # a frame without one is not a repeat by the contract
+            self.published.add(frame, tick.product)
 
     def _note_outage(self, tick: Tick) -> None:
         outages = self.feed.outages
@@ -120,7 +140,8 @@ async def run(settings: ProducerSettings) -> int:
     partitions = PartitionMap(settings.products)
     publisher = Publisher(settings, partitions, source=settings.coinbase_ws_url)
     feed_state = FeedState()
-    feed = Feed(settings, FrameDispatcher(partitions, publisher, feed_state), feed_state)
+    dispatcher = FrameDispatcher(partitions, publisher, feed_state, settings.feed_connections)
+    feed = Feed(settings, dispatcher, feed_state)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, feed.stop.set)

@@ -10,6 +10,7 @@ from producer.router import (
     REPEAT,
     Control,
     FeedError,
+    RecentFrames,
     Reject,
     SequenceWatch,
     Tick,
@@ -132,3 +133,20 @@ def test_watch_keeps_products_apart() -> None:
     assert watch.check(Tick("BTC-USD", 1, 100, 1)).publish
     assert watch.check(Tick("ETH-BTC", 0, 5, 1)).publish
     assert not watch.check(Tick("BTC-USD", 1, 100, 2)).publish
+
+
+def test_recent_frames_know_the_last_published_frames_by_their_bytes() -> None:
+    recent = RecentFrames(capacity=2)
+    recent.add(b'{"sequence":1}', "BTC-USD")
+    recent.add(b'{"sequence":2}', "ETH-BTC")
+    assert recent.product(bytes(bytearray(b'{"sequence":1}'))) == "BTC-USD"  # equal, not same
+    assert recent.product(b'{"sequence": 1}') is None  # other bytes: the sequence check decides
+    recent.add(b'{"sequence":3}', "BTC-USD")
+    assert recent.product(b'{"sequence":1}') is None  # the oldest is forgotten
+    assert recent.product(b'{"sequence":3}') == "BTC-USD" and len(recent) == 2
+
+
+def test_recent_frames_of_capacity_zero_remember_nothing() -> None:
+    recent = RecentFrames(capacity=0)
+    recent.add(b'{"sequence":1}', "BTC-USD")
+    assert recent.product(b'{"sequence":1}') is None and len(recent) == 0
