@@ -21,7 +21,7 @@ class ConsumerSettings(MySQLSettings):
     mysql_bulk_load: Literal["auto", "on", "off"] = "auto"
     consumer_metrics_port: Port = 9102
     batch_max_rows: int = Field(2000, ge=1, le=100_000)  # bigger batches only cost memory
-    batch_max_wait_ms: int = Field(25, ge=0, le=60_000)
+    batch_max_wait_ms: int = Field(20, ge=0, le=60_000)
     shutdown_timeout_s: float = Field(20.0, gt=0)
 
     @field_validator("consumer_products", mode="before")
