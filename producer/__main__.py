@@ -17,7 +17,9 @@ from shared.topics import TopicError, ensure_all
 EXIT_CODES = """exit codes:
   0  stopped by SIGTERM/SIGINT after flushing to Kafka
   1  invalid setting (one line names the variable)
-  2  cannot start: topic unusable, Kafka unreachable, metrics port in use"""
+  2  cannot start: topic unusable, Kafka unreachable, metrics port in use
+  3  stopped, but Kafka had not acknowledged every tick within FLUSH_TIMEOUT_S (the
+     count is logged as an error: those ticks are lost)"""
 
 
 def main(argv: list[str] | None = None) -> int:

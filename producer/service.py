@@ -1,4 +1,5 @@
-"""`python -m producer`: feed -> route -> publish, until SIGTERM/SIGINT, then flush and exit 0."""
+"""`python -m producer`: feed -> route -> publish, until SIGTERM/SIGINT, then flush and exit
+(0, or 3 when Kafka left ticks unacknowledged)."""
 
 from __future__ import annotations
 
@@ -136,6 +137,9 @@ def health(
     return bool(live) and publisher.kafka_reachable and fill < 0.9, details
 
 
+EXIT_UNACKNOWLEDGED = 3
+
+
 async def run(settings: ProducerSettings) -> int:
     partitions = PartitionMap(settings.products)
     publisher = Publisher(settings, partitions, source=settings.coinbase_ws_url)
@@ -170,4 +174,13 @@ async def run(settings: ProducerSettings) -> int:
         dropped_buffer_full=dict(metrics.DROPPED_BUFFER_FULL.values),
         unacknowledged=remaining,
     )
+    if remaining:
+        # Loud and non-zero: these ticks are lost unless the feed is replayed, and an
+        # orchestrator or drill must see that, not a clean stop.
+        log.error(
+            "ticks never acknowledged by Kafka before FLUSH_TIMEOUT_S: lost",
+            unacknowledged=remaining,
+            flush_timeout_s=settings.flush_timeout_s,
+        )
+        return EXIT_UNACKNOWLEDGED
     return 0

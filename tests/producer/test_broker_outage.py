@@ -92,3 +92,33 @@ def test_overflowing_buffer_counts_exactly_what_was_dropped(pipeline: Pipeline) 
         assert len(set(found[product])) == len(found[product])
         assert set(found[product]) <= set(expected[product])
         assert len(found[product]) + dropped.get(product, 0) == len(expected[product])
+
+
+@pytest.mark.timeout(120)
+def test_ticks_still_unacknowledged_at_shutdown_are_counted_and_exit_3(
+    pipeline: Pipeline,
+) -> None:
+    """SIGTERM while the broker is down: the flush gives up after FLUSH_TIMEOUT_S, and the
+    producer says how many ticks it is losing instead of stopping as if all were sent."""
+    config = SimulatorConfig(products=PRODUCTS, rate=100, count=1200, seed=23)
+    with SimulatorThread(config) as simulator:
+        process = start_service(
+            "producer", pipeline, COINBASE_WS_URL=simulator.url, FLUSH_TIMEOUT_S="1"
+        )
+        try:
+            assert simulator.wait_until(lambda s: sum(s.ticker_counts().values()) > 150, 15)
+            pipeline.services.control("stop", "kafka")
+            during = sum(simulator.ticker_counts().values())
+            later = during + 150  # read while the broker is away: they wait in the buffer
+            assert simulator.wait_until(lambda s: sum(s.ticker_counts().values()) > later, 15)
+            code, err = stop_service(process, timeout_s=60)
+        finally:
+            pipeline.services.control("start", "kafka")
+    summary = final_counts(err)
+    enqueued, delivered = summary["enqueued"], summary["delivered"]
+    assert isinstance(enqueued, dict) and isinstance(delivered, dict)
+    unacknowledged = summary["unacknowledged"]
+    assert isinstance(unacknowledged, int) and unacknowledged >= 150
+    assert sum(enqueued.values()) - sum(delivered.values()) == unacknowledged
+    assert code == 3, err[-2000:]
+    assert "ticks never acknowledged by Kafka" in err
