@@ -32,6 +32,10 @@ RECONNECT_GAPS = Counter(
     ["product"],
 )
 DEAD_LETTERS = Counter("producer_dead_letters_total", "Frames sent to the dead-letter topic")
+PRODUCER_REPLACEMENTS = Counter(
+    "producer_kafka_client_replacements_total",
+    "Kafka producers replaced because they stalled while the cluster answered",
+)
 RECONNECTS = Counter(
     "producer_reconnects_total", "Feed reconnects, by connection and cause", ["connection", "cause"]
 )

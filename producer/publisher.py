@@ -5,53 +5,87 @@ The bounded buffer between the socket and the broker is librdkafka's own queue
 long enough to fill it, new frames are dropped -- reading must go on or Coinbase closes
 the connection as a slow consumer, and the feed can't be replayed either way -- and every
 dropped frame is counted per product and logged, so exactly what was lost is known.
+
+A wedged client is replaced. librdkafka 2.16 can lose every broker for good: a broker in
+controlled shutdown answers metadata with no brokers, the client decommissions the one it
+knew, and nothing makes it bootstrap again (seen in the broker drill: the producer held
+every tick from then on). So ticks waiting without any acknowledgement for `STALL_S`, while
+a fresh client reaches the cluster, make the publisher build a new producer and move the
+waiting ticks to it (purged from the old one, re-sent in the new one's order; a purged
+in-flight batch may then be written twice, which the table's key absorbs).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
-from confluent_kafka import KafkaError, Message
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from producer import metrics
 from producer.settings import ProducerSettings
-from shared.dead_letters import DeadLetterPublisher
-from shared.kafka_clients import HEADER_RECEIVED_NS, HEADER_SOURCE, reliable_producer
+from shared.dead_letters import PURGED, DeadLetterPublisher
+from shared.kafka_clients import (
+    HEADER_RECEIVED_NS,
+    HEADER_SOURCE,
+    admin_client,
+    reliable_producer,
+)
 from shared.logs import get_logger
 from shared.partitions import PartitionMap
 
 log = get_logger(__name__)
 
+STALL_S = 30.0  # ticks waiting this long without one acknowledgement: is the client wedged?
+PROBE_TIMEOUT_S = 5.0
+MOVE_TIMEOUT_S = 30.0
+ProducerFactory = Callable[..., Producer]
+
 
 class Publisher:
     """Publishes ticks (raw bytes, key = product) and dead letters; serves delivery reports."""
 
-    def __init__(self, settings: ProducerSettings, partitions: PartitionMap, source: str) -> None:
+    def __init__(
+        self,
+        settings: ProducerSettings,
+        partitions: PartitionMap,
+        source: str,
+        make_producer: ProducerFactory = reliable_producer,
+        stall_s: float = STALL_S,
+    ) -> None:
         self.topic = settings.kafka_topic
         self.partitions = partitions
         self._products = partitions.products
         self.capacity = settings.producer_buffer_messages
         self.kafka_reachable = True
+        self.replacements = 0
+        self._settings = settings
         self._source = source.encode()
-        self._producer = reliable_producer(
-            settings,
-            **{
-                "linger.ms": settings.producer_linger_ms,
-                "queue.buffering.max.messages": settings.producer_buffer_messages,
-                "queue.buffering.max.kbytes": 1024 * 1024,
-                "message.timeout.ms": settings.producer_delivery_timeout_ms,
-                "on_delivery": self._delivered,
-                "error_cb": self._client_error,
-            },
-        )
+        self._make_producer = make_producer
+        self._stall_s = stall_s
+        self._producer = self._new_producer()
         self.dead_letters = DeadLetterPublisher(
             self._producer, settings.kafka_dlq_topic, "producer"
         )
+        self._progress_at = time.monotonic()  # last acknowledgement, or when nothing waited
         self._buffer_full_logged_at = 0.0
         self._stop = threading.Event()
         self._poller = threading.Thread(target=self._serve_reports, name="delivery", daemon=True)
         self._poller.start()
+
+    def _new_producer(self) -> Producer:
+        settings = self._settings
+        options: dict[str, Any] = {
+            "linger.ms": settings.producer_linger_ms,
+            "queue.buffering.max.messages": settings.producer_buffer_messages,
+            "queue.buffering.max.kbytes": 1024 * 1024,
+            "message.timeout.ms": settings.producer_delivery_timeout_ms,
+            "on_delivery": self._delivered,
+            "error_cb": self._client_error,
+        }
+        return self._make_producer(settings, **options)
 
     def publish(self, frame: bytes, product: str, partition: int, received_ns: int) -> bool:
         """Enqueue one tick without blocking; False (counted, logged) if the buffer is full."""
@@ -101,10 +135,48 @@ class Publisher:
             buffered = len(self._producer)
             metrics.BUFFERED.set(buffered)
             metrics.BUFFER_FILL.set(buffered / self.capacity)
+            self._replace_if_wedged(buffered, time.monotonic())
+
+    def _replace_if_wedged(self, buffered: int, now: float) -> None:
+        if not buffered:
+            self._progress_at = now
+            return
+        if now - self._progress_at < self._stall_s:
+            return
+        self._progress_at = now  # look again in another STALL_S, whatever happens now
+        if not self._cluster_answers():
+            return  # a real outage: the client retries on its own and keeps the order
+        log.error(
+            "Kafka producer stalled although the cluster answers; replacing it",
+            waiting=buffered,
+            stalled_s=self._stall_s,
+        )
+        metrics.PRODUCER_REPLACEMENTS.inc()
+        self.replacements += 1
+        old, self._producer = self._producer, self._new_producer()
+        self.dead_letters.use(self._producer)
+        left = move_waiting(old)
+        if left:
+            log.error("ticks could not be moved off the stalled producer: lost", lost=left)
+        # Destroyed aside: librdkafka waits for its threads, which a wedged client may delay.
+        threading.Thread(target=old.flush, args=(0,), name="retired", daemon=True).start()
+        self._progress_at = time.monotonic()  # the new client gets a whole STALL_S to start
+
+    def _cluster_answers(self) -> bool:
+        """Whether a fresh client reaches the cluster (so the stall is our client's)."""
+        try:
+            admin_client(self._settings).list_topics(self.topic, timeout=PROBE_TIMEOUT_S)
+        except KafkaException:
+            return False
+        return True
 
     def _delivered(self, error: KafkaError | None, message: Message) -> None:
         # Ticks only: dead letters are produced with a delivery callback of their own.
+        self._progress_at = time.monotonic()
         product = self._products[message.partition() or 0]
+        if error is not None and error.code() in PURGED:  # moved off a stalled producer
+            self._resend(message, product)
+            return
         if error is None:
             self.kafka_reachable = True
             metrics.TICKS_OUT.add(product)
@@ -114,6 +186,18 @@ class Publisher:
         else:
             metrics.DELIVERY_FAILURES.add(product)
             log.error("delivery failed", product=product, error=str(error))
+
+    def _resend(self, message: Message, product: str) -> None:
+        try:
+            self._producer.produce(
+                message.topic() or self.topic,
+                value=message.value(),
+                key=message.key(),
+                partition=message.partition() or 0,
+                headers=message.headers(),
+            )
+        except BufferError:
+            self._drop_buffer_full(product)
 
     def _client_error(self, error: KafkaError) -> None:
         # Not on every _TRANSPORT error: a broker closing an idle connection raises one too.
@@ -132,3 +216,14 @@ class Publisher:
                 dropped_total=metrics.DROPPED_BUFFER_FULL.total(),
                 capacity=self.capacity,
             )
+
+
+def move_waiting(old: Producer, timeout_s: float = MOVE_TIMEOUT_S) -> int:
+    """Purge everything `old` holds; serving the purge reports re-sends each message (the
+    delivery callbacks see `_PURGE_*`). Returns how many could not be moved."""
+    deadline = time.monotonic() + timeout_s
+    while len(old) and time.monotonic() < deadline:
+        # Again each round: a tick published while the producers were swapped lands in `old`.
+        old.purge(in_queue=True, in_flight=True, blocking=False)
+        old.poll(0.1)
+    return len(old)

@@ -18,6 +18,7 @@ from shared.kafka_clients import (
 
 MAX_REASON_CHARS = 500
 UNASSIGNED = -1  # librdkafka picks the partition from the key
+PURGED = (KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT)
 
 
 class DeadLetterError(Exception):
@@ -61,6 +62,10 @@ class DeadLetterPublisher:
             partition=UNASSIGNED,  # by key: any partition count works for the DLQ
         )
 
+    def use(self, producer: Producer) -> None:
+        """Send through `producer` from now on (the producer replaced a stalled one)."""
+        self._producer = producer
+
     def flush(self, timeout_s: float) -> None:
         """Wait until every dead letter is acknowledged, or raise DeadLetterError."""
         remaining = self._producer.flush(timeout_s)
@@ -71,5 +76,14 @@ class DeadLetterPublisher:
             )
 
     def _delivered(self, error: KafkaError | None, message: Message) -> None:
-        if error is not None:
+        if error is not None and error.code() in PURGED:  # moved off a stalled producer
+            self._producer.produce(
+                self._topic,
+                value=message.value(),
+                key=message.key(),
+                headers=message.headers(),
+                on_delivery=self._delivered,
+                partition=UNASSIGNED,
+            )
+        elif error is not None:
             self._failures.append(str(error))
