@@ -16,7 +16,7 @@ from consumer.settings import ConsumerSettings
 from consumer.sink import MySQLOrderSink, WritePath
 from consumer.writer import HEALTHY_LOOP_AGE_S, PartitionWriter
 from shared.dead_letters import DeadLetterPublisher
-from shared.kafka_clients import pinned_consumer, reliable_producer
+from shared.kafka_clients import cluster_answers, pinned_consumer, reliable_producer
 from shared.logs import get_logger
 from shared.observability import serve
 from shared.partitions import PartitionMap
@@ -55,6 +55,7 @@ def new_writer(
         dead_letters=lambda: DeadLetterPublisher(
             reliable_producer(settings), settings.kafka_dlq_topic, stage="consumer"
         ),
+        cluster_answers=lambda: cluster_answers(settings, settings.kafka_topic),
         **options,
     )
 

@@ -37,6 +37,8 @@ from shared.logs import get_logger
 HEALTHY_LOOP_AGE_S = 60.0
 IDLE_POLL_S = 1.0  # nothing arrived: wait this long (a record ends the wait at once)
 DRAIN_S = 0.001  # after a quiet spell: take what came with the first record, no more
+QUIET_CHECK_S = 15.0  # no record for this long: check the client still reaches the partition
+WATERMARK_TIMEOUT_S = 5.0
 
 # Builds the writer's Kafka consumer; `on_commit` must be wired to librdkafka's callback.
 ConsumerFactory = Callable[[str, Callable[[KafkaError | None, list[TopicPartition]], None]], Any]
@@ -77,6 +79,7 @@ class PartitionWriter(threading.Thread):
         group_id: str | None = None,
         start_offset: int = OFFSET_STORED,
         end_offset: int | None = None,
+        cluster_answers: Callable[[], bool] = lambda: True,
     ) -> None:
         super().__init__(name=f"writer-{product}", daemon=True)
         self.settings = settings
@@ -97,6 +100,9 @@ class PartitionWriter(threading.Thread):
         self.metrics = metrics.ProductMetrics(product)
         self._topic_partition = TopicPartition(settings.kafka_topic, partition)
         self._next_batch_at = 0.0  # monotonic time before which the next batch keeps filling
+        self._cluster_answers = cluster_answers  # a fresh client reaches the cluster
+        self.quiet_check_s = QUIET_CHECK_S
+        self._quiet_since = time.monotonic()
 
     @property
     def live(self) -> bool:
@@ -118,11 +124,14 @@ class PartitionWriter(threading.Thread):
                 self.status.last_loop = time.monotonic()
                 messages = self.poll_batch(consumer)
                 if messages:
+                    self._quiet_since = time.monotonic()
                     self.write_batch(consumer, dead_letters, messages)
                 if self.live:
                     self.commit_offsets(consumer)
                     if self.offsets.stuck(time.monotonic()):
-                        consumer = self.replace_consumer(consumer, start)
+                        consumer = self.replace_consumer(consumer, start, "commits go unanswered")
+                    elif self.wedged(consumer, time.monotonic()):
+                        consumer = self.replace_consumer(consumer, start, "it stopped fetching")
                 self.update_lag(consumer)
             self.commit_at_exit(consumer)
         except BaseException as exc:
@@ -139,12 +148,29 @@ class PartitionWriter(threading.Thread):
             self.sink.close()
         self.log.info("writer stopped", written=self.counts.written)
 
-    def replace_consumer(self, old: Consumer, start: int) -> Consumer:
-        """A new Kafka consumer from the next offset to write, because offset commits go
-        unanswered: librdkafka can keep waiting for the group coordinator for good after a
-        broker outage (consumer/offsets.py). Nothing is lost: MySQL holds every row below
-        the next offset, and the key absorbs what the new consumer reads again."""
-        self.log.warning("offset commits go unanswered; replacing the Kafka consumer")
+    def wedged(self, consumer: Consumer, now: float) -> bool:
+        """After QUIET_CHECK_S without a record: whether this client no longer reaches the
+        partition's broker while a fresh one reaches the cluster. librdkafka 2.16 can lose
+        every broker for good after a broker's controlled shutdown; a writer with nothing
+        to commit would otherwise wait silently, forever."""
+        if now - self._quiet_since < self.quiet_check_s:
+            return False
+        self._quiet_since = now  # the next look is another QUIET_CHECK_S away
+        try:
+            consumer.get_watermark_offsets(
+                self.topic_partition(), timeout=WATERMARK_TIMEOUT_S, cached=False
+            )
+        except KafkaException:
+            return self._cluster_answers()
+        return False
+
+    def replace_consumer(self, old: Consumer, start: int, why: str) -> Consumer:
+        """A new Kafka consumer from the next offset to write, because the old one is stuck:
+        librdkafka can keep waiting for the group coordinator for good after a broker outage
+        (consumer/offsets.py), or lose every broker (`wedged`). Nothing is lost: MySQL holds
+        every row below the next offset, and the key absorbs what the new consumer reads
+        again."""
+        self.log.warning("replacing the Kafka consumer", why=why)
         metrics.RETRIES.labels(product=self.product, operation="kafka_consumer").inc()
         # Closed aside: a close waiting on the stuck coordinator must not stall writing.
         threading.Thread(target=old.close, name=f"close-{self.product}", daemon=True).start()

@@ -11,8 +11,8 @@ controlled shutdown answers metadata with no brokers, the client decommissions t
 knew, and nothing makes it bootstrap again (seen in the broker drill: the producer held
 every tick from then on). So ticks waiting without any acknowledgement for `STALL_S`, while
 a fresh client reaches the cluster, make the publisher build a new producer and move the
-waiting ticks to it (purged from the old one, re-sent in the new one's order; a purged
-in-flight batch may then be written twice, which the table's key absorbs).
+waiting ticks to it (purged from the old one and sent again, after what was published
+meanwhile; a purged in-flight batch may reach Kafka twice, which the table's key absorbs).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import KafkaError, Message, Producer
 
 from producer import metrics
 from producer.settings import ProducerSettings
@@ -30,7 +30,7 @@ from shared.dead_letters import PURGED, DeadLetterPublisher
 from shared.kafka_clients import (
     HEADER_RECEIVED_NS,
     HEADER_SOURCE,
-    admin_client,
+    cluster_answers,
     reliable_producer,
 )
 from shared.logs import get_logger
@@ -144,7 +144,7 @@ class Publisher:
         if now - self._progress_at < self._stall_s:
             return
         self._progress_at = now  # look again in another STALL_S, whatever happens now
-        if not self._cluster_answers():
+        if not cluster_answers(self._settings, self.topic, PROBE_TIMEOUT_S):
             return  # a real outage: the client retries on its own and keeps the order
         log.error(
             "Kafka producer stalled although the cluster answers; replacing it",
@@ -161,14 +161,6 @@ class Publisher:
         # Destroyed aside: librdkafka waits for its threads, which a wedged client may delay.
         threading.Thread(target=old.flush, args=(0,), name="retired", daemon=True).start()
         self._progress_at = time.monotonic()  # the new client gets a whole STALL_S to start
-
-    def _cluster_answers(self) -> bool:
-        """Whether a fresh client reaches the cluster (so the stall is our client's)."""
-        try:
-            admin_client(self._settings).list_topics(self.topic, timeout=PROBE_TIMEOUT_S)
-        except KafkaException:
-            return False
-        return True
 
     def _delivered(self, error: KafkaError | None, message: Message) -> None:
         # Ticks only: dead letters are produced with a delivery callback of their own.

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from consumer import offsets
 from consumer.settings import ConsumerSettings
@@ -82,9 +82,11 @@ class FakeConsumer:
         sink: FakeSink,
         on_commit: Callable[..., None],
         answers_commits: bool = True,
+        reaches_broker: bool = True,
     ) -> None:
         self.records, self.sink, self.on_commit = records, sink, on_commit
         self.answers_commits = answers_commits  # False: librdkafka stuck on its coordinator
+        self.reaches_broker = reaches_broker  # False: librdkafka lost every broker
         self.position = 0
         self.paused = False
         self.events: list[str] = []
@@ -101,7 +103,7 @@ class FakeConsumer:
         return batch[0] if batch else None
 
     def consume(self, num_messages: int, timeout: float) -> list[FakeMessage]:
-        if self.paused or self.position >= len(self.records):
+        if self.paused or self.position >= len(self.records) or not self.reaches_broker:
             time.sleep(min(timeout, 0.01))
             return []
         end = min(len(self.records), self.position + num_messages)
@@ -123,7 +125,11 @@ class FakeConsumer:
         self.paused = False
         self.events.append("resume")
 
-    def get_watermark_offsets(self, partition: TopicPartition, cached: bool) -> tuple[int, int]:
+    def get_watermark_offsets(
+        self, partition: TopicPartition, cached: bool, timeout: float | None = None
+    ) -> tuple[int, int]:
+        if not cached and not self.reaches_broker:
+            raise KafkaException(KafkaError(KafkaError._TRANSPORT, "no usable brokers"))
         return 0, len(self.records)
 
     def close(self) -> None:
@@ -149,6 +155,8 @@ class Rig:
         self.consumer: FakeConsumer | None = None
         self.consumers: list[FakeConsumer] = []
         self.stuck_consumers = 0  # how many consumers, first made first, never answer commits
+        self.wedged_consumers = 0  # how many consumers, first made first, reach no broker
+        self.cluster_answers = True
         values = {"kafka_topic": TOPIC, "products": ("ETH-BTC", PRODUCT), **settings}
         self.writer = PartitionWriter(
             ConsumerSettings(**values),
@@ -158,11 +166,13 @@ class Rig:
             sink=sink,
             make_consumer=self.make_consumer,
             dead_letters=lambda: DeadLetterPublisher(self.producer, "dlq", stage="consumer"),  # type: ignore[arg-type]
+            cluster_answers=lambda: self.cluster_answers,
         )
 
     def make_consumer(self, group: str, on_commit: Callable[..., None]) -> FakeConsumer:
         answers = len(self.consumers) >= self.stuck_consumers
-        self.consumer = FakeConsumer(self.records, self.sink, on_commit, answers)
+        reaches = len(self.consumers) >= self.wedged_consumers
+        self.consumer = FakeConsumer(self.records, self.sink, on_commit, answers, reaches)
         self.consumers.append(self.consumer)
         return self.consumer
 
@@ -225,6 +235,29 @@ def test_unanswered_commits_replace_the_kafka_consumer_and_writing_goes_on(
     assert first.commits and "close" in first.events  # the stuck one was sent a commit, closed
     assert len(sink.keys) == 300 and sum(sink.batches) == 300  # nothing lost, nothing again
     assert second.commits[-1][:2] == (300, 300)  # the new consumer commits to the end
+
+
+def test_a_quiet_consumer_that_lost_its_brokers_is_replaced_and_writing_goes_on() -> None:
+    """Nothing to commit, so no unanswered commit gives it away: the quiet check must."""
+    sink = FakeSink()
+    rig = Rig(frames(50), sink, batch_max_rows=10, batch_max_wait_ms=1)
+    rig.writer.quiet_check_s = 0.2
+    rig.wedged_consumers = 1
+    rig.run_until(lambda: len(sink.keys) == 50)
+    wedged, working = rig.consumers
+    assert not wedged.reaches_broker and not wedged.commits
+    assert working.commits[-1][:2] == (50, 50)  # the new one wrote everything, committed it
+    assert sum(sink.batches) == 50  # once each
+
+
+def test_a_quiet_consumer_is_kept_while_the_cluster_itself_is_away() -> None:
+    """A real outage: a new client would do no better, so the writer keeps its own."""
+    rig = Rig(frames(5), FakeSink(), batch_max_wait_ms=1)
+    rig.writer.quiet_check_s = 0.05
+    rig.wedged_consumers = 99
+    rig.cluster_answers = False
+    rig.run_until(lambda: False, timeout_s=1)
+    assert len(rig.consumers) == 1 and not rig.sink.keys
 
 
 def test_an_idle_writer_commits_its_last_batch_within_about_a_second() -> None:
