@@ -20,13 +20,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
 from producer import metrics
 from producer.settings import ProducerSettings
-from shared.dead_letters import PURGED, DeadLetterPublisher
+from shared.dead_letters import PURGED, DeadLetterPublisher, Headers
 from shared.kafka_clients import (
     HEADER_RECEIVED_NS,
     HEADER_SOURCE,
@@ -82,20 +83,22 @@ class Publisher:
             "queue.buffering.max.messages": settings.producer_buffer_messages,
             "queue.buffering.max.kbytes": 1024 * 1024,
             "message.timeout.ms": settings.producer_delivery_timeout_ms,
-            "on_delivery": self._delivered,
             "error_cb": self._client_error,
         }
         return self._make_producer(settings, **options)
 
     def publish(self, frame: bytes, product: str, partition: int, received_ns: int) -> bool:
         """Enqueue one tick without blocking; False (counted, logged) if the buffer is full."""
+        headers: Headers = [(HEADER_RECEIVED_NS, str(received_ns)), (HEADER_SOURCE, self._source)]
         try:
             self._producer.produce(
                 self.topic,
                 value=frame,
                 key=product,
                 partition=partition,
-                headers=[(HEADER_RECEIVED_NS, str(received_ns)), (HEADER_SOURCE, self._source)],
+                headers=headers,
+                # Delivery reports carry no headers: kept here, to send a purged tick again.
+                on_delivery=partial(self._delivered, headers),
             )
         except BufferError:
             self._drop_buffer_full(product)
@@ -162,12 +165,12 @@ class Publisher:
         threading.Thread(target=old.flush, args=(0,), name="retired", daemon=True).start()
         self._progress_at = time.monotonic()  # the new client gets a whole STALL_S to start
 
-    def _delivered(self, error: KafkaError | None, message: Message) -> None:
+    def _delivered(self, headers: Headers, error: KafkaError | None, message: Message) -> None:
         # Ticks only: dead letters are produced with a delivery callback of their own.
         self._progress_at = time.monotonic()
         product = self._products[message.partition() or 0]
         if error is not None and error.code() in PURGED:  # moved off a stalled producer
-            self._resend(message, product)
+            self._resend(message, headers, product)
             return
         if error is None:
             self.kafka_reachable = True
@@ -179,14 +182,15 @@ class Publisher:
             metrics.DELIVERY_FAILURES.add(product)
             log.error("delivery failed", product=product, error=str(error))
 
-    def _resend(self, message: Message, product: str) -> None:
+    def _resend(self, message: Message, headers: Headers, product: str) -> None:
         try:
             self._producer.produce(
                 message.topic() or self.topic,
                 value=message.value(),
                 key=message.key(),
                 partition=message.partition() or 0,
-                headers=message.headers(),
+                headers=headers,
+                on_delivery=partial(self._delivered, headers),
             )
         except BufferError:
             self._drop_buffer_full(product)

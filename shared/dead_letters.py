@@ -6,6 +6,8 @@ rejected it, and (from the consumer) the source topic, partition and offset.
 
 from __future__ import annotations
 
+from functools import partial
+
 from confluent_kafka import KafkaError, Message, Producer
 
 from shared.kafka_clients import (
@@ -19,6 +21,7 @@ from shared.kafka_clients import (
 MAX_REASON_CHARS = 500
 UNASSIGNED = -1  # librdkafka picks the partition from the key
 PURGED = (KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT)
+Headers = list[tuple[str, str | bytes | None]]
 
 
 class DeadLetterError(Exception):
@@ -43,7 +46,7 @@ class DeadLetterPublisher:
         source_topic: str | None = None,
         source_offset: int | None = None,
     ) -> None:
-        headers: list[tuple[str, str | bytes | None]] = [
+        headers: Headers = [
             (HEADER_REASON, reason[:MAX_REASON_CHARS]),
             (HEADER_SOURCE, self._stage),
         ]
@@ -58,7 +61,7 @@ class DeadLetterPublisher:
             value=value,
             key=key,
             headers=headers,
-            on_delivery=self._delivered,
+            on_delivery=partial(self._delivered, headers),  # reports carry no headers
             partition=UNASSIGNED,  # by key: any partition count works for the DLQ
         )
 
@@ -75,14 +78,14 @@ class DeadLetterPublisher:
                 f"{remaining} dead letters unacknowledged, {len(failures)} failed: {failures[:3]}"
             )
 
-    def _delivered(self, error: KafkaError | None, message: Message) -> None:
+    def _delivered(self, headers: Headers, error: KafkaError | None, message: Message) -> None:
         if error is not None and error.code() in PURGED:  # moved off a stalled producer
             self._producer.produce(
                 self._topic,
                 value=message.value(),
                 key=message.key(),
-                headers=message.headers(),
-                on_delivery=self._delivered,
+                headers=headers,
+                on_delivery=partial(self._delivered, headers),
                 partition=UNASSIGNED,
             )
         elif error is not None:

@@ -72,12 +72,16 @@ def test_a_stalled_client_is_replaced_and_the_ticks_it_held_are_delivered_once(
             settings, PartitionMap(PRODUCTS), "test", make_producer=first_one_wedged, stall_s=5
         )
         held = publish(publisher, 1, 60)
+        publisher.dead_letter(b"{not json", "not JSON", "BTC-USD")
         wait_for(lambda: publisher.replacements == 1, 30, "the stalled producer replaced")
         after = publish(publisher, 61, 30)
         assert publisher.flush(20) == 0
     assert addresses == [silent, settings.kafka_bootstrap_servers]
-    found = Counter(m.value() for m in read_all(pipeline.services.bootstrap, pipeline.topic, 3))
-    assert found == Counter(held + after)  # every tick, once (nothing was in flight)
+    records = read_all(pipeline.services.bootstrap, pipeline.topic, 3)
+    assert Counter(m.value() for m in records) == Counter(held + after)  # each once
+    assert all(dict(m.headers() or [])["received_ns"] for m in records)  # headers kept
+    (dead,) = read_all(pipeline.services.bootstrap, pipeline.dlq_topic, 3)
+    assert dead.value() == b"{not json" and dict(dead.headers() or [])["reason"] == b"not JSON"
 
 
 @pytest.mark.timeout(60)
