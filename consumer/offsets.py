@@ -87,6 +87,10 @@ class OffsetCommitter:
         """Forget the commit in flight (its consumer is gone); commit again at once."""
         self._in_flight, self._failures, self._sent_at = None, 0, float("-inf")
 
+    def forget_acknowledged(self) -> None:
+        """Commit what is stored again (an older commit may have overwritten it)."""
+        self.acknowledged = None
+
     def commit_now(self, consumer: Consumer) -> None:
         """Synchronous commit of what is stored (shutdown); raises KafkaException on failure."""
         if not self.pending or self.stored is None:

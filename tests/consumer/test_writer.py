@@ -83,10 +83,13 @@ class FakeConsumer:
         on_commit: Callable[..., None],
         answers_commits: bool = True,
         reaches_broker: bool = True,
+        group: dict[str, Any] | None = None,
     ) -> None:
         self.records, self.sink, self.on_commit = records, sink, on_commit
         self.answers_commits = answers_commits  # False: librdkafka stuck on its coordinator
         self.reaches_broker = reaches_broker  # False: librdkafka lost every broker
+        self.group = {} if group is None else group  # the broker's side: "offset", "close_after"
+        self.held: list[int] = []  # commits a stuck consumer never sent
         self.position = 0
         self.paused = False
         self.events: list[str] = []
@@ -113,7 +116,11 @@ class FakeConsumer:
 
     def commit(self, offsets: list[TopicPartition], asynchronous: bool) -> list[TopicPartition]:
         self.commits.append((offsets[0].offset, self.sink.stored_up_to, asynchronous))
-        if asynchronous and self.answers_commits:
+        if not self.answers_commits:
+            self.held.append(offsets[0].offset)
+            return offsets
+        self.group["offset"] = offsets[0].offset
+        if asynchronous:
             self.on_commit(None, offsets)  # librdkafka serves it in a later poll
         return offsets
 
@@ -133,6 +140,14 @@ class FakeConsumer:
         return 0, len(self.records)
 
     def close(self) -> None:
+        """A stuck consumer's close may wait for the broker, then send what it held."""
+        close_after = self.group.get("close_after")
+        if self.held and close_after is not None:
+            deadline = time.monotonic() + 10
+            while not close_after() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            self.group["offset"] = self.held[-1]
+            self.group["stale_sent"] = True
         self.events.append("close")
 
 
@@ -156,6 +171,7 @@ class Rig:
         self.consumers: list[FakeConsumer] = []
         self.stuck_consumers = 0  # how many consumers, first made first, never answer commits
         self.wedged_consumers = 0  # how many consumers, first made first, reach no broker
+        self.group: dict[str, Any] = {}  # the group's committed offset, as the broker holds it
         self.cluster_answers = True
         values = {"kafka_topic": TOPIC, "products": ("ETH-BTC", PRODUCT), **settings}
         self.writer = PartitionWriter(
@@ -172,7 +188,9 @@ class Rig:
     def make_consumer(self, group: str, on_commit: Callable[..., None]) -> FakeConsumer:
         answers = len(self.consumers) >= self.stuck_consumers
         reaches = len(self.consumers) >= self.wedged_consumers
-        self.consumer = FakeConsumer(self.records, self.sink, on_commit, answers, reaches)
+        self.consumer = FakeConsumer(
+            self.records, self.sink, on_commit, answers, reaches, self.group
+        )
         self.consumers.append(self.consumer)
         return self.consumer
 
@@ -235,6 +253,20 @@ def test_unanswered_commits_replace_the_kafka_consumer_and_writing_goes_on(
     assert first.commits and "close" in first.events  # the stuck one was sent a commit, closed
     assert len(sink.keys) == 300 and sum(sink.batches) == 300  # nothing lost, nothing again
     assert second.commits[-1][:2] == (300, 300)  # the new consumer commits to the end
+
+
+def test_a_commit_the_replaced_consumer_held_cannot_leave_the_group_offset_behind(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The old consumer's close sends its held commit after the new one committed the end."""
+    monkeypatch.setattr(offsets, "COMMIT_ANSWER_TIMEOUT_S", 0.3)
+    sink = FakeSink()
+    rig = Rig(frames(300), sink, batch_max_rows=5, batch_max_wait_ms=1)
+    rig.stuck_consumers = 1
+    rig.group["close_after"] = lambda: rig.group.get("offset") == 300
+    rig.run_until(lambda: bool(rig.group.get("stale_sent")) and rig.group["offset"] == 300)
+    assert rig.group.get("stale_sent") and rig.consumers[0].held[-1] < 300
+    assert rig.group["offset"] == 300  # committed again after the stale one landed
 
 
 def test_a_quiet_consumer_that_lost_its_brokers_is_replaced_and_writing_goes_on() -> None:
