@@ -41,7 +41,7 @@ def kafka_bound(pipeline: Pipeline, frames: list[bytes]) -> float:
     """The same frames produced from a list, with the producer's settings, into a topic the
     producer run does not use (the pipeline's dead-letter topic)."""
     started = time.perf_counter()
-    with report.producing(pipeline, pipeline.dlq_topic) as send:
+    with pipeline.producing(pipeline.dlq_topic, source="bench") as send:
         for number, frame in enumerate(frames):
             send(number % len(PRODUCTS), time.time_ns(), frame)
     return time.perf_counter() - started

@@ -16,13 +16,9 @@ from typing import Any
 
 import orjson
 
-from consumer.decode import Headers
 from ops.pipeline import PRODUCTS, ROOT, Pipeline, free_port
-from shared.kafka_clients import HEADER_RECEIVED_NS, HEADER_SOURCE, reliable_producer
-from shared.settings import CommonSettings
 
 Start = Callable[..., subprocess.Popen[bytes]]  # start(module, **env): a service, fed
-Send = Callable[[int, int, bytes], None]  # send(partition, received ns, frame)
 
 
 def parser(doc: str | None, module: str) -> argparse.ArgumentParser:
@@ -59,27 +55,6 @@ class Meter:
         """Seconds so far, and the CPU seconds each process used in them."""
         cpu = {name: cpu_seconds(pid) - self.cpu[name] for name, pid in self.pids.items()}
         return time.monotonic() - self.started, cpu
-
-
-@contextlib.contextmanager
-def producing(pipeline: Pipeline, topic: str, **config: Any) -> Iterator[Send]:
-    """`send(partition, received ns, frame)` into `topic`, keyed and with headers as the
-    producer sends them, by an idempotent producer (`config` on top); all acked at the end."""
-    settings = CommonSettings(kafka_bootstrap_servers=pipeline.services.bootstrap)
-    producer = reliable_producer(settings, **{"queue.buffering.max.messages": 10**6} | config)
-
-    def send(partition: int, received_ns: int, frame: bytes) -> None:
-        headers: Headers = {HEADER_RECEIVED_NS: str(received_ns), HEADER_SOURCE: "bench"}
-        key = pipeline.products[partition]
-        while True:
-            try:
-                producer.produce(topic, frame, key, partition, headers=headers)
-                return
-            except BufferError:  # the queue is full: serve delivery reports
-                producer.poll(0.05)
-
-    yield send
-    assert producer.flush(120) == 0, "frames left unacknowledged"
 
 
 def stop(*processes: subprocess.Popen[bytes]) -> None:
