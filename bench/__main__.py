@@ -85,8 +85,7 @@ def summarize(report: dict[str, Any]) -> None:
         rows.append((f"backfill with {products} products, rows/s",
                      f"{result['consumer']['rows_per_s']:,}",
                      f"{result['ratios']['consumer_to_load_data']:.2f} x LOAD DATA"))  # fmt: skip
-    width = max(len(name) for name, _, _ in rows)
-    print_table("summary", [(n.ljust(width), f"{v:>12}   {b}") for n, v, b in rows])
+    print_table("summary", [(name, f"{value:>12}   {bound}") for name, value, bound in rows])
 
 
 def live_latency(report: dict[str, Any]) -> dict[str, float]:
