@@ -45,8 +45,8 @@ def measure(pipeline: Pipeline, rate: float, connections: int, seconds: float) -
         local = services.local_pids()
         if local.keys() != {"kafka", "mariadb"}:
             raise SystemExit("the broker and MariaDB were not started by ops/services.py here")
-        pids = {"producer": producer.pid, "consumer": consumer.pid, "broker": local["kafka"]}
-        pids["mariadb"] = local["mariadb"]
+        pids = {"producer": producer.pid, "consumer": consumer.pid}
+        pids |= {"broker": local["kafka"], "mariadb": local["mariadb"]}
         report.metrics_text(port)  # the consumer is up
         time.sleep(WARM_UP_S)
         since = datetime.now(UTC).replace(tzinfo=None)
