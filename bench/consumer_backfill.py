@@ -7,8 +7,7 @@ the consumer (`python -m consumer backfill --since earliest`) on the INSERT path
 third of the products each (CONSUMER_PRODUCTS); the bound, MariaDB's own LOAD DATA LOCAL
 INFILE of exactly the consumer's rows in one transaction; and the naive way, one INSERT +
 COMMIT per row, on a sample. Rows come from each run's `--summary-json`; client CPU and
-peak RSS from the kernel's account of each process, and the CPU of the local MariaDB and
-broker from psutil.
+peak RSS from psutil, and the CPU of the local MariaDB and broker.
 """
 
 from __future__ import annotations
@@ -16,13 +15,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from bench import report
 from consumer.decode import decode
@@ -70,18 +70,10 @@ def figures(rows: int, seconds: float, client_cpu_s: float = 0.0, **more: float)
     }
 
 
-def exit_usage(process: subprocess.Popen[bytes]) -> tuple[float, float]:
-    """Wait for a child to exit: its CPU seconds and peak RSS in MB from the kernel's account
-    of it (wait4), which misses nothing between a last sample and the exit."""
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
-
-
 def run_consumers(
     pipeline: Pipeline, phase: str, groups: list[str], bulk_load: str
 ) -> dict[str, Any]:
-    """`consumer backfill` processes at once, one per CONSUMER_PRODUCTS group."""
+    """`consumer backfill` processes at once (one per CONSUMER_PRODUCTS group), sampled."""
     folder = Path(tempfile.mkdtemp(prefix=f"bench-{phase}-"))
     env = {"MYSQL_BULK_LOAD": bulk_load, "KAFKA_GROUP_ID": f"{pipeline.group_id}-{phase}"}
     meter, running = report.Meter(services.local_pids()), []
@@ -91,7 +83,14 @@ def run_consumers(
         with log.open("wb") as logs:
             env["CONSUMER_PRODUCTS"] = group
             running.append((pipeline.start("consumer", *args, env=env, logs=logs), summary, log))
-    usage = [exit_usage(process) for process, _, _ in running]
+    cpu: dict[int, float] = {}  # the last reading before each exits
+    peak: dict[int, float] = {}
+    while any(process.poll() is None for process, _, _ in running):
+        for process, _, _ in running:
+            with contextlib.suppress(psutil.Error, OSError):  # it has just exited
+                cpu[process.pid] = report.cpu_seconds(process.pid)
+                peak[process.pid] = max(peak.get(process.pid, 0), report.peak_rss_mb(process.pid))
+        time.sleep(0.05)
     seconds, used = meter.read()
     for process, summary, log in running:
         tail = log.read_text()[-2000:]
@@ -100,9 +99,9 @@ def run_consumers(
     return figures(
         written,
         seconds,
-        sum(cpu for cpu, _ in usage),
+        sum(cpu.values()),
         server_cpu_s=used.get("mariadb", 0.0),
-        peak_rss_mb=round(max(peak for _, peak in usage), 1),
+        peak_rss_mb=round(max(peak.values(), default=0), 1),
         broker_cpu_s=used.get("kafka", 0.0),
         processes=len(running),
     )
