@@ -14,7 +14,7 @@ import http.client
 import random
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,7 +23,7 @@ from typing import Any
 import pymysql
 
 from analysis import queries
-from bench.report import Process, get, parser, percentiles, print_table, say, stop, write_json
+from bench import report
 from ops.pipeline import Pipeline, free_port, throwaway_pipeline
 
 READER, READER_PASSWORD = "ticker_reader", "ticker_reader"
@@ -40,46 +40,34 @@ SET time = @time, received_at = @time, best_bid = price, best_ask = price,
 Request = Callable[[int], object]  # makes the n-th request of a run
 
 
-def chunks(
-    product: str, ticks: int, start_s: float, step_s: float, rng: random.Random
-) -> Iterator[str]:
-    """TSV lines of `product`'s ticks, CHUNK at a time; the price walks on from chunk to chunk."""
-    cents = 8_400_000
-    for first in range(0, ticks, CHUNK):
-        lines = []
-        for sequence in range(first, min(first + CHUNK, ticks)):
-            cents = max(100, cents + rng.randint(-300, 300))
-            at = datetime.fromtimestamp(start_s + sequence * step_s, UTC)
-            size = rng.randint(1, 10**9)
-            lines.append(
-                f"{product}\t{sequence}\t{sequence}\t{cents // 100}.{cents % 100:02d}\t"
-                f"{'buy' if size & 1 else 'sell'}\t{size // 10**8}.{size % 10**8:08d}\t"
-                f"{at:%Y-%m-%d %H:%M:%S.%f}\n"
-            )
-        yield "".join(lines)
-
-
 def load(pipeline: Pipeline, rows: int, days: float) -> dict[str, float]:
-    """Generate and LOAD DATA the ticks, chunk by chunk; the seconds each step took."""
+    """Generate each product's ticks and LOAD DATA them, CHUNK at a time (the price walks on
+    from chunk to chunk); the seconds each step took."""
     ticks, span_s, rng = rows // len(pipeline.products), days * 86400, random.Random(1)
-    start_s = time.time() - span_s
-    streams = [chunks(p, ticks, start_s, span_s / ticks, rng) for p in pipeline.products]
+    start_s, step_s = time.time() - span_s, span_s / ticks
+    cents = dict.fromkeys(pipeline.products, 8_400_000)
     timings = {"generate_s": 0.0, "load_s": 0.0}
-    connect = pipeline.services.admin
-    with (
-        tempfile.TemporaryDirectory() as folder,
-        connect(pipeline.database, local_infile=True) as db,
-    ):
+    admin = pipeline.services.admin
+    with tempfile.TemporaryDirectory() as folder, admin(pipeline.database, local_infile=True) as db:
         path = Path(folder) / "ticks.tsv"
         for first in range(0, ticks, CHUNK):
-            for stream in streams:
-                began = time.perf_counter()
-                path.write_text(next(stream))
+            for product in pipeline.products:
+                began, lines = time.perf_counter(), []
+                for sequence in range(first, min(first + CHUNK, ticks)):
+                    cents[product] = max(100, cents[product] + rng.randint(-300, 300))
+                    price, size = divmod(cents[product], 100), rng.randint(1, 10**9)
+                    at = datetime.fromtimestamp(start_s + sequence * step_s, UTC)
+                    lines.append(
+                        f"{product}\t{sequence}\t{sequence}\t{price[0]}.{price[1]:02d}\t"
+                        f"{'buy' if size & 1 else 'sell'}\t{size // 10**8}.{size % 10**8:08d}\t"
+                        f"{at:%Y-%m-%d %H:%M:%S.%f}\n"
+                    )
+                path.write_text("".join(lines))
                 timings["generate_s"] += time.perf_counter() - began
                 began = time.perf_counter()
                 db.cursor().execute(LOAD, (str(path),))
                 timings["load_s"] += time.perf_counter() - began
-            say(f"loaded {min(first + CHUNK, ticks) * len(streams):,} rows")
+            report.say(f"loaded {min(first + CHUNK, ticks) * len(pipeline.products):,} rows")
     began = time.perf_counter()
     pipeline.rows("ANALYZE TABLE `order`")
     return timings | {"analyze_s": time.perf_counter() - began}
@@ -108,7 +96,7 @@ def timed(call: Request, count: int) -> dict[str, float]:
         began = time.perf_counter()
         call(n)
         seconds.append(time.perf_counter() - began)
-    return {f"{p}_ms": round(s * 1000, 2) for p, s in percentiles(seconds, (50, 99)).items()}
+    return {f"{p}_ms": round(s * 1000, 2) for p, s in report.percentiles(seconds, (50, 99)).items()}
 
 
 def throughput(port: int, paths: list[str], clients: int, seconds: float) -> float:
@@ -133,7 +121,7 @@ def measure(pipeline: Pipeline, args: Any) -> dict[str, Any]:
     products, port = pipeline.products, free_port()
     env = {"MYSQL_USER": READER, "MYSQL_PASSWORD": READER_PASSWORD, "ANALYSIS_PORT": str(port)}
     process = pipeline.start("analysis", env=env | {"ANALYSIS_QUERY_TIMEOUT_S": "60"})
-    get(f"http://127.0.0.1:{port}/healthz", timeout_s=60)
+    report.get(f"http://127.0.0.1:{port}/healthz", timeout_s=60)
     services = pipeline.services
     sql = pymysql.connect(
         host=services.mysql_host,
@@ -142,8 +130,8 @@ def measure(pipeline: Pipeline, args: Any) -> dict[str, Any]:
         password=READER_PASSWORD,
         database=pipeline.database,
         autocommit=True,
+        init_command="SET time_zone = '+00:00'",
     )
-    sql.cursor().execute("SET time_zone = '+00:00'")
 
     def alone(query: str, arguments: list[Any]) -> Request:
         """The endpoint's SQL statement run directly, round-robin over `arguments` (the
@@ -177,17 +165,16 @@ def measure(pipeline: Pipeline, args: Any) -> dict[str, Any]:
                 figures["sql_alone"] = timed(statement, args.requests)
             rate = throughput(port, paths, args.clients, args.seconds)
             result[name] = figures | {"requests_per_s": rate}
-            say(f"{name}: {result[name]}")
-        result["server_cpu_s"] = Process(process.pid).cpu_seconds()
-        result["server_peak_rss_mb"] = round(Process(process.pid).peak_rss_mb(), 1)
+        result["server_cpu_s"] = report.cpu_seconds(process.pid)
+        result["server_peak_rss_mb"] = round(report.peak_rss_mb(process.pid), 1)
     finally:
-        stop(process)
+        report.stop(process)
         sql.close()
     return result
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    arguments = parser(__doc__, "bench.analysis_api")
+    arguments = report.parser(__doc__, "bench.analysis_api")
     arguments.add_argument("--json", type=Path, default=Path("bench/results/analysis_api.json"))
     add = arguments.add_argument
     add("--rows", type=int, default=10_000_000)
@@ -198,22 +185,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     add("--seconds", type=float, default=10, help="per endpoint, throughput")
     args = arguments.parse_args(argv)
     products = PRODUCTS[: args.products]
-    report: dict[str, Any] = {"rows": args.rows, "products": list(products), "days": args.days}
+    found: dict[str, Any] = {"rows": args.rows, "products": list(products), "days": args.days}
     with throwaway_pipeline("bench", products) as pipeline:
         pipeline.rows(f"GRANT SELECT ON `{pipeline.database}`.`order` TO %s@%s", READER, "%")
-        say(f"loading {args.rows:,} rows into {pipeline.database}.order")
-        report["load"] = load(pipeline, args.rows, args.days)
-        report["rows_in_table"] = pipeline.row_count()
-        report["endpoints"] = measure(pipeline, args)
-    summarize(report, args.clients)
-    write_json(args.json, report)
-    return report
+        report.say(f"loading {args.rows:,} rows into {pipeline.database}.order")
+        found["load"] = load(pipeline, args.rows, args.days)
+        found["rows_in_table"] = pipeline.row_count()
+        found["endpoints"] = measure(pipeline, args)
+    summarize(found, args.clients)
+    report.write_json(args.json, found)
+    return found
 
 
-def summarize(report: dict[str, Any], clients: int) -> None:
+def summarize(found: dict[str, Any], clients: int) -> None:
     rows = []
     targets = {"candles 1 min x 300": 100, "ticker": 10}
-    for name, figures in report["endpoints"].items():
+    for name, figures in found["endpoints"].items():
         if not isinstance(figures, dict):
             continue
         api, alone = figures["api"], figures.get("sql_alone")
@@ -225,7 +212,7 @@ def summarize(report: dict[str, Any], clients: int) -> None:
             verdict = "met" if api["p99_ms"] < targets[name] else "MISSED"
             line += f"  target p99 < {targets[name]} ms: {verdict}"
         rows.append((name, line))
-    print_table(f"analysis API over {report['rows_in_table']:,} rows", rows)
+    report.print_table(f"analysis API over {found['rows_in_table']:,} rows", rows)
 
 
 if __name__ == "__main__":

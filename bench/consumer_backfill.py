@@ -24,48 +24,36 @@ from typing import Any
 
 import psutil
 
-from bench.report import Process, parser, print_table, say, service_cpu, write_json
-from consumer.decode import Headers, decode
+from bench import report
+from consumer.decode import decode
 from consumer.sink.layout import COLUMN_LIST, COLUMN_NAMES, TSV_LINES, Row
+from ops import services
 from ops.pipeline import PRODUCTS, Pipeline, create_database, throwaway_pipeline
-from shared.kafka_clients import HEADER_RECEIVED_NS, HEADER_SOURCE, reliable_producer
-from shared.settings import CommonSettings
 from simulator.frames import ProductState
+
+LOAD_DATA = f"LOAD DATA LOCAL INFILE %s INTO TABLE `order` CHARACTER SET ascii ({COLUMN_LIST})"
+INSERT = f"INSERT INTO `order` ({COLUMN_LIST}) VALUES ({', '.join(['%s'] * len(COLUMN_NAMES))})"
 
 
 def preload(pipeline: Pipeline, rows: int, tsv: Path, naive_rows: int) -> list[Row]:
     """Produce `rows` frames round-robin over the products; write the rows they must become
     (decoded by the consumer's own code) to `tsv`; return the first `naive_rows` rows."""
-    settings = CommonSettings(kafka_bootstrap_servers=pipeline.services.bootstrap)
-    # Idempotent: offsets are 0..n-1 in produce order, as the bound's rows say.
-    producer = reliable_producer(
-        settings, **{"linger.ms": 50, "queue.buffering.max.messages": 10**6}
-    )
     products = pipeline.products
     states = [ProductState(product, seed=7) for product in products]
-    offsets = [0] * len(states)
-    sample: list[Row] = []
+    offsets, sample = [0] * len(states), list[Row]()
     now_ns = time.time_ns() - rows * 50_000
-    with tsv.open("w") as out:
+    faster: dict[str, Any] = {"linger.ms": 50}  # idempotent: offsets 0..n-1 as the rows say
+    with tsv.open("w") as out, pipeline.producing(source="bench", **faster) as send:
         for n in range(rows):
-            partition = n % len(states)
-            now_ns += 50_000
+            partition, now_ns = n % len(states), now_ns + 50_000
             frame = states[partition].next_ticker(now_ns)
-            headers: Headers = {HEADER_RECEIVED_NS: str(now_ns).encode(), HEADER_SOURCE: b"bench"}
-            key = products[partition].encode()
-            while True:
-                try:
-                    producer.produce(pipeline.topic, frame, key, partition, headers=headers)
-                    break
-                except BufferError:
-                    producer.poll(0.05)
+            send(partition, now_ns, frame)
             row = decode(frame, now_ns, products[partition], partition, offsets[partition])
             assert isinstance(row, dict), row
             offsets[partition] += 1
             out.write(TSV_LINES.render([row]))
             if len(sample) < naive_rows:
                 sample.append(row)
-    assert producer.flush(120) == 0, "frames left unacknowledged"
     return sample
 
 
@@ -87,63 +75,49 @@ def run_consumers(
 ) -> dict[str, Any]:
     """`consumer backfill` processes at once (one per CONSUMER_PRODUCTS group), sampled."""
     folder = Path(tempfile.mkdtemp(prefix=f"bench-{phase}-"))
-    started, services_before = time.monotonic(), service_cpu()
-    running = []
+    env = {"MYSQL_BULK_LOAD": bulk_load, "KAFKA_GROUP_ID": f"{pipeline.group_id}-{phase}"}
+    meter, running = report.Meter(services.local_pids()), []
     for index, group in enumerate(groups):
-        env = {"CONSUMER_PRODUCTS": group, "MYSQL_BULK_LOAD": bulk_load}
-        env["KAFKA_GROUP_ID"] = f"{pipeline.group_id}-{phase}"
         summary, log = folder / f"summary-{index}.json", folder / f"{index}.log"
+        args = ("backfill", "--since", "earliest", "--summary-json", str(summary))
         with log.open("wb") as logs:
-            args = ("backfill", "--since", "earliest", "--summary-json", str(summary))
-            process = pipeline.start("consumer", *args, env=env, logs=logs)
-        running.append((process, Process(process.pid), summary, log))
-    cpu: dict[int, float] = {}
+            env["CONSUMER_PRODUCTS"] = group
+            running.append((pipeline.start("consumer", *args, env=env, logs=logs), summary, log))
+    cpu: dict[int, float] = {}  # the last reading before each exits
     peak: dict[int, float] = {}
-    while any(process.poll() is None for process, *_ in running):
-        for process, watched, *_ in running:
+    while any(process.poll() is None for process, _, _ in running):
+        for process, _, _ in running:
             with contextlib.suppress(psutil.Error, OSError):  # it has just exited
-                cpu[process.pid] = watched.cpu_seconds()  # the last reading before it exits
-                peak[process.pid] = max(peak.get(process.pid, 0.0), watched.peak_rss_mb())
+                cpu[process.pid] = report.cpu_seconds(process.pid)
+                peak[process.pid] = max(peak.get(process.pid, 0), report.peak_rss_mb(process.pid))
         time.sleep(0.05)
-    seconds, services = time.monotonic() - started, service_cpu()
-    written = 0
-    for process, _, summary, log in running:
+    seconds, used = meter.read()
+    for process, summary, log in running:
         tail = log.read_text()[-2000:]
         assert process.returncode == 0 and summary.exists(), f"{phase} failed:\n{tail}"
-        written += json.loads(summary.read_text())["total"]["written"]
+    written = sum(json.loads(summary.read_text())["total"]["written"] for _, summary, _ in running)
     return figures(
         written,
         seconds,
         sum(cpu.values()),
-        server_cpu_s=services.get("mariadb", 0.0) - services_before.get("mariadb", 0.0),
+        server_cpu_s=used.get("mariadb", 0.0),
         peak_rss_mb=round(max(peak.values(), default=0), 1),
-        broker_cpu_s=services.get("kafka", 0.0) - services_before.get("kafka", 0.0),
+        broker_cpu_s=used.get("kafka", 0.0),
         processes=len(running),
     )
 
 
-def load_data_bound(pipeline: Pipeline, tsv: Path, rows: int) -> dict[str, Any]:
-    """MariaDB's own LOAD DATA of the consumer's rows, one transaction: statement and commit."""
-    statement = f"LOAD DATA LOCAL INFILE '{tsv}' INTO TABLE `order` CHARACTER SET ascii"
-    with pipeline.services.admin(pipeline.database, local_infile=True, autocommit=False) as db:
-        before, started = service_cpu(), time.monotonic()
-        db.cursor().execute(f"{statement} ({COLUMN_LIST})")
-        db.commit()
-        seconds = time.monotonic() - started
-    server_cpu_s = service_cpu().get("mariadb", 0.0) - before.get("mariadb", 0.0)
-    return figures(rows, seconds, server_cpu_s=server_cpu_s)
-
-
-def naive(pipeline: Pipeline, sample: list[Row]) -> dict[str, Any]:
-    """The obvious way: one parameterised INSERT and one COMMIT per row."""
-    values = ", ".join(["%s"] * len(COLUMN_NAMES))
-    statement = f"INSERT INTO `order` ({COLUMN_LIST}) VALUES ({values})"
-    with pipeline.services.admin(pipeline.database, autocommit=False) as db, db.cursor() as cur:
-        started = time.monotonic()
-        for row in sample:
-            cur.execute(statement, [row[name] for name in COLUMN_NAMES])
+def in_one_connection(
+    pipeline: Pipeline, rows: int, statements: list[tuple[str, list[Any]]], **options: Any
+) -> dict[str, Any]:
+    """Each statement then a COMMIT, on one connection: rows/s and MariaDB's CPU per row."""
+    with pipeline.services.admin(pipeline.database, autocommit=False, **options) as db:
+        meter, cursor = report.Meter(services.local_pids()), db.cursor()
+        for statement, values in statements:
+            cursor.execute(statement, values)
             db.commit()
-        return figures(len(sample), time.monotonic() - started)
+        seconds, used = meter.read()
+    return figures(rows, seconds, server_cpu_s=used.get("mariadb", 0.0))
 
 
 def checksum(pipeline: Pipeline) -> tuple[int, int]:
@@ -178,10 +152,11 @@ def run(rows: int, products: tuple[str, ...], naive_rows: int) -> dict[str, Any]
         tempfile.TemporaryDirectory() as tmp,
     ):
         tsv = Path(tmp) / "rows.tsv"
-        say(f"preloading {rows:,} frames over {len(products)} partitions")
+        report.say(f"preloading {rows:,} frames over {len(products)} partitions")
         sample = preload(pipeline, rows, tsv, naive_rows)
-        say("bound: LOAD DATA LOCAL INFILE of the same rows")
-        phases = {"load_data": load_data_bound(table["bound"], tsv, rows)}
+        report.say("bound: LOAD DATA LOCAL INFILE of the same rows")
+        bound = [(LOAD_DATA, [str(tsv)])]
+        phases = {"load_data": in_one_connection(table["bound"], rows, bound, local_infile=True)}
         expected = checksum(table["bound"])
         assert expected[0] == rows, f"the bound loaded {expected[0]} rows of {rows}"
         for name, phase, groups, bulk_load, what in (
@@ -189,12 +164,13 @@ def run(rows: int, products: tuple[str, ...], naive_rows: int) -> dict[str, Any]
             ("consumer", "load_data", [",".join(products)], "on", "the LOAD DATA path"),
             ("consumer_split", "split", split, "on", "processes with CONSUMER_PRODUCTS, at once"),
         ):
-            say(f"consumer on {what}")
+            report.say(f"consumer on {what}")
             phases[name] = run_consumers(table[phase], phase, groups, bulk_load)
             found = checksum(table[phase])
             assert found == expected, f"{phase}: table differs from the bound's ({found})"
-        say(f"naive: one INSERT + COMMIT per row, {len(sample):,} rows")
-        phases["naive"] = naive(table["naive"], sample)
+        report.say(f"naive: one INSERT + COMMIT per row, {len(sample):,} rows")
+        inserts = [(INSERT, [row[name] for name in COLUMN_NAMES]) for row in sample]
+        phases["naive"] = in_one_connection(table["naive"], len(sample), inserts)
     rate = {name: found["rows_per_s"] for name, found in phases.items()}
     ratios = {
         f"{name}_to_load_data": round(rate[name] / rate["load_data"], 3)
@@ -210,8 +186,8 @@ def run(rows: int, products: tuple[str, ...], naive_rows: int) -> dict[str, Any]
     }
 
 
-def print_report(report: dict[str, Any]) -> None:
-    bound = report["load_data"]["rows_per_s"]
+def print_report(result: dict[str, Any]) -> None:
+    bound = result["load_data"]["rows_per_s"]
     names = {
         "consumer_insert": "consumer, INSERT path",
         "consumer": "consumer, LOAD DATA path",
@@ -222,32 +198,30 @@ def print_report(report: dict[str, Any]) -> None:
     header = f"{'rows/s':>9} {'x bound':>8} {'client us/row':>14} {'peak RSS MB':>12}"
     lines = [("", f"{header} {'MariaDB us/row':>15}")]
     for key, name in names.items():
-        phase = report[key]
+        phase = result[key]
         figures = f"{phase['rows_per_s']:>9,} {phase['rows_per_s'] / bound:>8.2f}"
         figures += f" {phase['client_cpu_us_per_row']:>14.1f} {phase['peak_rss_mb']:>12.0f}"
         lines.append((name, f"{figures} {phase['server_cpu_us_per_row']:>15.1f}"))
-    lines.append(("consumer / naive", f"{report['ratios']['consumer_to_naive']:.1f} x"))
-    load, cpus = report["machine"]["load_average"][0], report["machine"]["cpus"]
-    title = f"backfill, {report['rows']:,} rows, {len(report['products'])} products"
-    print_table(f"{title} (load average {load:.1f} on {cpus} cpus)", lines)
+    lines.append(("consumer / naive", f"{result['ratios']['consumer_to_naive']:.1f} x"))
+    load, cpus = result["machine"]["load_average"][0], result["machine"]["cpus"]
+    title = f"backfill, {result['rows']:,} rows, {len(result['products'])} products"
+    report.print_table(f"{title} (load average {load:.1f} on {cpus} cpus)", lines)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    arguments = parser(__doc__, "bench.consumer_backfill")
-    arguments.add_argument("--json", type=Path, help="write the results here")
-    arguments.add_argument("--rows", type=int, default=1_000_000, help="frames to preload")
-    arguments.add_argument("--products", default="3", help="a count or a comma-separated list")
-    arguments.add_argument("--naive-rows", type=int, default=5000, help="naive sample rows")
+    arguments = report.parser(__doc__, "bench.consumer_backfill")
+    add = arguments.add_argument
+    add("--rows", type=int, default=1_000_000, help="frames to preload")
+    add("--products", type=int, default=3, help="how many (3: the pipeline's own)")
+    add("--naive-rows", type=int, default=5000, help="naive sample rows")
+    add("--json", type=Path, help="write the results here")
     args = arguments.parse_args(argv)
-    if args.products.isdigit():
-        count = int(args.products)
-        products = PRODUCTS if count == 3 else tuple(f"P{n:03d}-USD" for n in range(count))
-    else:
-        products = tuple(args.products.split(","))
-    report = run(args.rows, products, min(args.naive_rows, args.rows))
-    print_report(report)
-    write_json(args.json, report)
-    return report
+    count = args.products
+    products = PRODUCTS if count == 3 else tuple(f"P{n:03d}-USD" for n in range(count))
+    result = run(args.rows, products, min(args.naive_rows, args.rows))
+    print_report(result)
+    report.write_json(args.json, result)
+    return result
 
 
 if __name__ == "__main__":

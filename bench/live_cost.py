@@ -14,21 +14,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.report import (
-    Process,
-    histogram_quantiles,
-    metrics_text,
-    parser,
-    percentiles,
-    print_table,
-    service_pid,
-    start_simulator,
-    stop,
-    write_json,
-)
+import psutil
+
+from bench import report
+from ops import services
 from ops.pipeline import PRODUCTS, Pipeline, free_port, throwaway_pipeline
 
 PARTS = ("producer", "consumer", "broker", "mariadb")
+WARM_UP_S = 5  # imports, connections, producer id, first batches
 LATENCY = (
     "SELECT TIMESTAMPDIFF(MICROSECOND, received_at, inserted_at) / 1e6 FROM `order` "
     "WHERE received_at >= %s AND received_at < %s + INTERVAL %s SECOND"
@@ -42,33 +35,30 @@ def counters(pipeline: Pipeline) -> tuple[int, int]:
     return sum(pipeline.end_offsets("__consumer_offsets")), int(commits[0][1])
 
 
-def measure(pipeline: Pipeline, rate: float, connections: int, args: Any) -> dict[str, Any]:
+def measure(pipeline: Pipeline, rate: float, connections: int, seconds: float) -> dict[str, Any]:
     """One run at `rate` ticks/s in all: counters read before and after the window."""
-    simulator, url = start_simulator(rate=rate / len(PRODUCTS), count=None)
     port = free_port()
-    env = {"COINBASE_WS_URL": url, "LOG_LEVEL": "WARNING", "FEED_CONNECTIONS": str(connections)}
-    consumer = pipeline.start("consumer", env=env | {"CONSUMER_METRICS_PORT": str(port)})
-    producer = pipeline.start("producer", env=env)
-    try:
-        metrics_text(port)  # the consumer is up
-        time.sleep(args.warm_up_seconds)  # imports, connections, producer id, first batches
+    feed = report.simulated_feed(pipeline, rate / len(PRODUCTS), FEED_CONNECTIONS=str(connections))
+    with feed as (_, start):
+        consumer = start("consumer", CONSUMER_METRICS_PORT=str(port))
+        producer = start("producer")
+        local = services.local_pids()
+        if local.keys() != {"kafka", "mariadb"}:
+            raise SystemExit("the broker and MariaDB were not started by ops/services.py here")
         pids = {"producer": producer.pid, "consumer": consumer.pid}
-        pids |= {"broker": service_pid("kafka"), "mariadb": service_pid("mariadb")}
-        watched = {name: Process(pid) for name, pid in pids.items()}
+        pids |= {"broker": local["kafka"], "mariadb": local["mariadb"]}
+        report.metrics_text(port)  # the consumer is up
+        time.sleep(WARM_UP_S)
         since = datetime.now(UTC).replace(tzinfo=None)
-        before = {name: p.cpu_seconds() for name, p in watched.items()}
-        page, (offsets, commits) = metrics_text(port), counters(pipeline)
-        started = time.monotonic()
-        time.sleep(args.seconds)
-        cpu = {name: p.cpu_seconds() - before[name] for name, p in watched.items()}
-        elapsed = time.monotonic() - started
+        page, (offsets, commits) = report.metrics_text(port), counters(pipeline)
+        meter = report.Meter(pids)
+        time.sleep(seconds)
+        elapsed, cpu = meter.read()
         offsets_after, commits_after = counters(pipeline)
         metric, quantiles = "consumer_end_to_end_seconds", (0.5, 0.95, 0.99)
-        histogram = histogram_quantiles(metrics_text(port), metric, quantiles, page)
-        memory = {part: p.rss_mb() for part, p in watched.items()}
-    finally:
-        stop(producer, consumer, simulator)
-    latencies = [float(v) for (v,) in pipeline.rows(LATENCY, since, since, round(args.seconds))]
+        histogram = report.histogram_quantiles(report.metrics_text(port), metric, quantiles, page)
+        memory = {part: psutil.Process(pid).memory_info().rss / 2**20 for part, pid in pids.items()}
+    latencies = [float(v) for (v,) in pipeline.rows(LATENCY, since, since, round(seconds))]
     ticks = max(1, len(latencies))
     return {
         "rate": rate, "feed_connections": connections, "seconds": elapsed, "rows": len(latencies),
@@ -77,7 +67,7 @@ def measure(pipeline: Pipeline, rate: float, connections: int, args: Any) -> dic
         "rss_mb": memory,
         "offset_commits_per_s": (offsets_after - offsets) / elapsed,
         "mysql_commits_per_s": (commits_after - commits) / elapsed,
-        "receive_to_insert_s": percentiles(latencies),
+        "receive_to_insert_s": report.percentiles(latencies),
         "receive_to_commit_histogram_s": histogram,
     }  # fmt: skip
 
@@ -94,24 +84,21 @@ def describe(run: dict[str, Any]) -> tuple[str, str]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    arguments = parser(__doc__, "bench.live_cost")
+    arguments = report.parser(__doc__, "bench.live_cost")
     add = arguments.add_argument
-    add(
-        "--runs", default="15:2,150:2,300:2,900:2,900:1", help="ticks/s in all:FEED_CONNECTIONS,..."
-    )
+    add("--runs", default="15:2,150:2,300:2,900:2,900:1", help="rate:FEED_CONNECTIONS,...")
     add("--seconds", type=float, default=30)
-    add("--warm-up-seconds", type=float, default=5)
     add("--json", type=Path, help="write the results here")
     args = arguments.parse_args(argv)
     runs = []
     for run in args.runs.split(","):
         rate, _, connections = run.partition(":")
         with throwaway_pipeline("bench") as pipeline:
-            runs.append(measure(pipeline, float(rate), int(connections or 2), args))
+            runs.append(measure(pipeline, float(rate), int(connections or 2), args.seconds))
     title = f"live cost: cores / µs per tick of {', '.join(PARTS)} | RSS producer / consumer"
     title += " | offset commits/s | MySQL commits/s | receive -> row p50 / p99"
-    print_table(title, [describe(run) for run in runs])
-    write_json(args.json, {"runs": runs})
+    report.print_table(title, [describe(run) for run in runs])
+    report.write_json(args.json, {"runs": runs})
     return {"runs": runs}
 
 

@@ -18,19 +18,8 @@ import orjson
 from confluent_kafka import Consumer, TopicPartition
 from websockets.asyncio.client import connect
 
-from bench.report import (
-    Process,
-    histogram_quantiles,
-    metrics_text,
-    parser,
-    print_table,
-    start_simulator,
-    stop,
-    write_json,
-)
+from bench import report
 from ops.pipeline import PRODUCTS, Pipeline, free_port, throwaway_pipeline
-from shared.kafka_clients import HEADER_RECEIVED_NS, HEADER_SOURCE, reliable_producer
-from shared.settings import CommonSettings
 
 
 async def read_stream(url: str, expected: int) -> tuple[float, list[bytes]]:
@@ -50,46 +39,34 @@ async def read_stream(url: str, expected: int) -> tuple[float, list[bytes]]:
 
 def kafka_bound(pipeline: Pipeline, frames: list[bytes]) -> float:
     """The same frames produced from a list, with the producer's settings, into a topic the
-    producer run does not use (the pipeline's dead-letter topic)."""
-    settings = CommonSettings(kafka_bootstrap_servers=pipeline.services.bootstrap)
-    producer = reliable_producer(settings, **{"queue.buffering.max.messages": 1_000_000})
-    started = time.perf_counter()
-    for number, frame in enumerate(frames):
-        part = number % len(PRODUCTS)
-        headers: dict[str, str | bytes | None] = {HEADER_RECEIVED_NS: str(time.time_ns())}
-        headers[HEADER_SOURCE] = "bench"
-        producer.produce(pipeline.dlq_topic, frame, PRODUCTS[part], part, headers=headers)
-        if number % 10_000 == 0:
-            producer.poll(0)
-    producer.flush(120)
+    producer run does not use (the pipeline's dead-letter topic); the flush is timed too."""
+    with pipeline.producing(pipeline.dlq_topic, source="bench") as send:
+        started = time.perf_counter()
+        for number, frame in enumerate(frames):
+            send(number % len(PRODUCTS), time.time_ns(), frame)
     return time.perf_counter() - started
 
 
 def run_producer(pipeline: Pipeline, count: int) -> dict[str, float]:
     """The producer through the whole stream: rate, CPU per 100k, peak RSS."""
-    simulator, url = start_simulator(rate=0, count=count)
     expected = len(PRODUCTS) * (count + 1)  # + one snapshot per product
     reader = Consumer({"bootstrap.servers": pipeline.services.bootstrap, "group.id": "bench"})
-    env = {"COINBASE_WS_URL": url, "LOG_LEVEL": "WARNING", "FEED_CONNECTIONS": "1"}
-    process = pipeline.start("producer", env=env | {"PRODUCER_BUFFER_MESSAGES": "1000000"})
-    watched = Process(process.pid)
     partitions = [TopicPartition(pipeline.topic, p) for p in range(len(PRODUCTS))]
-    try:
+    with report.simulated_feed(pipeline, 0, count, FEED_CONNECTIONS="1") as (_, start):
+        pid = start("producer", PRODUCER_BUFFER_MESSAGES="1000000").pid
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             if sum(reader.get_watermark_offsets(tp, 10)[1] for tp in partitions) >= expected:
                 break
             time.sleep(0.05)
-        finished, cpu, rss = time.time(), watched.cpu_seconds(), watched.peak_rss_mb()
-        stamps = []  # CreateTime of each partition's first record (set at produce())
-        for partition in partitions:
-            reader.assign([TopicPartition(pipeline.topic, partition.partition, 0)])
-            message = reader.poll(10)
-            if message is not None and message.error() is None:
-                stamps.append(message.timestamp()[1] / 1000)
-    finally:
-        stop(process, simulator)
-        reader.close()
+        finished, cpu, rss = time.time(), report.cpu_seconds(pid), report.peak_rss_mb(pid)
+    stamps = []  # CreateTime of each partition's first record (set at produce())
+    for partition in partitions:
+        reader.assign([TopicPartition(pipeline.topic, partition.partition, 0)])
+        message = reader.poll(10)
+        if message is not None and message.error() is None:
+            stamps.append(message.timestamp()[1] / 1000)
+    reader.close()
     seconds = finished - min(stamps, default=0.0)
     return {"messages": expected, "seconds": seconds, "messages_per_s": expected / seconds,
             "cpu_s_per_100k": cpu / expected * 100_000, "peak_rss_mb": rss}  # fmt: skip
@@ -97,30 +74,23 @@ def run_producer(pipeline: Pipeline, count: int) -> dict[str, float]:
 
 def delivery_latency(pipeline: Pipeline, seconds: float) -> dict[str, float]:
     """Received -> acked at 100 msg/s per product, from the producer's own histogram."""
-    simulator, url = start_simulator(rate=100, count=None)
     port = free_port()
-    env = {"COINBASE_WS_URL": url, "LOG_LEVEL": "WARNING", "PRODUCER_METRICS_PORT": str(port)}
-    process = pipeline.start("producer", env=env)
-    try:
+    with report.simulated_feed(pipeline, 100) as (_, start):
+        start("producer", PRODUCER_METRICS_PORT=str(port))
         time.sleep(seconds)
-        text = metrics_text(port)
-    finally:
-        stop(process, simulator)
-    return histogram_quantiles(text, "producer_delivery_seconds", (0.5, 0.99))
+        text = report.metrics_text(port)
+    return report.histogram_quantiles(text, "producer_delivery_seconds", (0.5, 0.99))
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    arguments = parser(__doc__, "bench.producer_throughput")
+    arguments = report.parser(__doc__, "bench.producer_throughput")
     arguments.add_argument("--json", type=Path, help="write the results here")
     arguments.add_argument("--count", type=int, default=100_000, help="tickers per product")
     arguments.add_argument("--latency-seconds", type=float, default=20)
     args = arguments.parse_args(argv)
     with throwaway_pipeline("bench") as pipeline:
-        simulator, url = start_simulator(rate=0, count=args.count)
-        try:
+        with report.simulated_feed(pipeline, 0, args.count) as (url, _):
             transport_s, frames = asyncio.run(read_stream(url, len(PRODUCTS) * args.count))
-        finally:
-            stop(simulator)
         kafka_s = kafka_bound(pipeline, frames)
         producer = run_producer(pipeline, args.count)
         latency = delivery_latency(pipeline, args.latency_seconds)
@@ -145,8 +115,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"{latency['p50'] * 1000:.0f} ms / {latency['p99'] * 1000:.0f} ms"
         ),
     }
-    print_table("producer: simulator -> producer -> Kafka", list(rows.items()))
-    write_json(args.json, result)
+    report.print_table("producer: simulator -> producer -> Kafka", list(rows.items()))
+    report.write_json(args.json, result)
     return result
 
 

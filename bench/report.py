@@ -1,5 +1,5 @@
-"""What every benchmark shares: its command line, processes (CPU, memory, start, stop), the
-simulator, metrics pages, percentiles, printing and saving."""
+"""What every benchmark shares: its command line, CPU and memory of processes, the simulator
+and the services it feeds, metrics pages, percentiles, printing and saving."""
 
 from __future__ import annotations
 
@@ -10,68 +10,51 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from ops import services
-from ops.pipeline import PRODUCTS, ROOT, free_port
+from ops.pipeline import PRODUCTS, ROOT, Pipeline, free_port
+
+Start = Callable[..., subprocess.Popen[bytes]]  # start(module, **env): a service, fed
 
 
 def parser(doc: str | None, module: str) -> argparse.ArgumentParser:
     """A benchmark's command line, its docstring as --help."""
-    formatter = argparse.RawDescriptionHelpFormatter
-    return argparse.ArgumentParser(
-        f"python -m {module}", description=doc, formatter_class=formatter
-    )
+    raw = argparse.RawDescriptionHelpFormatter
+    return argparse.ArgumentParser(f"python -m {module}", description=doc, formatter_class=raw)
 
 
-class Process:
-    """CPU time and memory of a running process (psutil; peak RSS from /proc)."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a running process so far."""
+    import psutil  # the bench extra only; `make drill` imports this module without it
 
-    def __init__(self, pid: int) -> None:
-        # psutil comes with the bench extra only; `make drill` uses this module without it.
-        import psutil
-
-        self.pid = pid
-        self._process = psutil.Process(pid)
-
-    def cpu_seconds(self) -> float:
-        times = self._process.cpu_times()
-        return float(times.user + times.system)
-
-    def rss_mb(self) -> float:
-        return float(self._process.memory_info().rss) / 2**20
-
-    def peak_rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
 
 
-def service_pid(name: str) -> int:
-    """PID of the local broker ("kafka") or database ("mariadb") that ops/services.py runs."""
-    folder, marker = {
-        "kafka": (services.KAFKA_DIR, services.KAFKA_MARKER),
-        "mariadb": (services.MARIADB_DIR, services.MARIADB_MARKER),
-    }[name]
-    pid = services.running_pid(folder / "pid", marker)
-    if pid is None:
-        raise SystemExit(f"{name} was not started by ops/services.py here: no PID to measure")
-    return pid
+def peak_rss_mb(pid: int) -> float:
+    """Peak resident memory of a running process so far (VmHWM, which psutil does not read)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
-def service_cpu() -> dict[str, float]:
-    """CPU seconds so far of the local MariaDB and broker (none when not run here)."""
-    import psutil
+class Meter:
+    """Wall-clock seconds, and CPU seconds of named processes, from its creation on."""
 
-    found = {}
-    for name in ("mariadb", "kafka"):
-        with contextlib.suppress(SystemExit, psutil.Error):
-            found[name] = Process(service_pid(name)).cpu_seconds()
-    return found
+    def __init__(self, pids: Mapping[str, int]) -> None:
+        self.pids = dict(pids)
+        self.cpu = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.started = time.monotonic()
+
+    def read(self) -> tuple[float, dict[str, float]]:
+        """Seconds so far, and the CPU seconds each process used in them."""
+        cpu = {name: cpu_seconds(pid) - self.cpu[name] for name, pid in self.pids.items()}
+        return time.monotonic() - self.started, cpu
 
 
 def stop(*processes: subprocess.Popen[bytes]) -> None:
@@ -95,16 +78,29 @@ def get(url: str, timeout_s: float = 30) -> bytes:
             time.sleep(0.1)
 
 
-def start_simulator(rate: float, count: int | None) -> tuple[subprocess.Popen[bytes], str]:
-    """`python -m simulator` (its own process, so it does not share this one's GIL)."""
+@contextlib.contextmanager
+def simulated_feed(
+    pipeline: Pipeline, rate: float, count: int | None = None, **env: str
+) -> Iterator[tuple[str, Start]]:
+    """`python -m simulator` at `rate` ticks/s per product (`count` each, or endless; its own
+    process, so it does not share this one's GIL): its URL, and `start`, which runs a service
+    on `pipeline` fed by it with `env`. Everything is stopped at the end."""
     port = free_port()
     command = [sys.executable, "-m", "simulator", "--port", str(port), "--seed", "1"]
     command += ["--rate", str(rate), "--products", ",".join(PRODUCTS), "--log-level", "WARNING"]
-    if count is not None:
-        command += ["--count", str(count)]
-    process = subprocess.Popen(command, cwd=ROOT)
-    get(f"http://127.0.0.1:{port}", timeout_s=10)
-    return process, f"ws://127.0.0.1:{port}"
+    command += ["--count", str(count)] if count is not None else []
+    started, url = [subprocess.Popen(command, cwd=ROOT)], f"ws://127.0.0.1:{port}"
+
+    def start(module: str, **more: str) -> subprocess.Popen[bytes]:
+        settings = {"COINBASE_WS_URL": url, "LOG_LEVEL": "WARNING"} | env | more
+        started.append(pipeline.start(module, env=settings))
+        return started[-1]
+
+    try:
+        get(f"http://127.0.0.1:{port}", timeout_s=10)
+        yield url, start
+    finally:
+        stop(*reversed(started))
 
 
 def metrics_text(port: int) -> str:

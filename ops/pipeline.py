@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
@@ -28,12 +28,14 @@ from pymysql.connections import Connection
 from pymysql.cursors import Cursor
 
 from ops import services as ops_services
+from shared.kafka_clients import HEADER_RECEIVED_NS, HEADER_SOURCE, reliable_producer
 from shared.settings import CommonSettings
 
 ROOT = ops_services.ROOT
 # The products the pipeline subscribes to unless told otherwise: the settings' default.
 PRODUCTS: tuple[str, ...] = CommonSettings.model_fields["products"].default
 APP_USER, APP_PASSWORD = "ticker_writer", "ticker_writer"
+Send = Callable[[int, int, bytes], None]  # send(partition, received ns, frame)
 
 
 def free_port() -> int:
@@ -195,6 +197,30 @@ class Pipeline:
             stdout=logs if logs is not None else subprocess.DEVNULL,
             stderr=logs,
         )
+
+    @contextmanager
+    def producing(
+        self, topic: str | None = None, source: str = "test", **config: Any
+    ) -> Iterator[Send]:
+        """`send(partition, received ns, frame)` into `topic` (default: the ticker topic), keyed
+        and with headers as the producer sends them, by an idempotent producer (`config` on
+        top): offsets follow the send order. Every frame is acknowledged at the end."""
+        settings = CommonSettings(kafka_bootstrap_servers=self.services.bootstrap)
+        producer = reliable_producer(settings, **{"queue.buffering.max.messages": 10**6} | config)
+
+        def send(partition: int, received_ns: int, frame: bytes) -> None:
+            headers: dict[str, str | bytes | None] = {HEADER_RECEIVED_NS: str(received_ns)}
+            headers[HEADER_SOURCE] = source
+            key = self.products[partition]
+            while True:
+                try:
+                    producer.produce(topic or self.topic, frame, key, partition, headers=headers)
+                    return
+                except BufferError:  # the queue is full: serve delivery reports
+                    producer.poll(0.05)
+
+        yield send
+        assert producer.flush(120) == 0, "frames left unacknowledged"
 
     def rows(self, query: str, *args: object) -> list[tuple[Any, ...]]:
         with self.services.admin(self.database) as connection, connection.cursor() as cursor:

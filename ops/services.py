@@ -451,11 +451,17 @@ def up() -> None:
     ensure_topics()
 
 
+def local_pids() -> dict[str, int]:
+    """PIDs of the services started here that still run, by name ("kafka", "mariadb")."""
+    found = {
+        "kafka": running_pid(KAFKA_DIR / "pid", KAFKA_MARKER),
+        "mariadb": running_pid(MARIADB_DIR / "pid", MARIADB_MARKER),
+    }
+    return {name: pid for name, pid in found.items() if pid is not None}
+
+
 def local_services_started() -> bool:
-    return any(
-        running_pid(folder / "pid", marker)
-        for folder, marker in ((KAFKA_DIR, KAFKA_MARKER), (MARIADB_DIR, MARIADB_MARKER))
-    )
+    return bool(local_pids())
 
 
 def down() -> None:

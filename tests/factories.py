@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import IO
 
 import orjson
-from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 
 from ops.pipeline import ROOT, Pipeline, python_env
 from ops.pipeline import free_port as free_port  # tests import it from here
@@ -82,21 +82,11 @@ def snapshot(product: str, sequence: int | None = None) -> bytes:
 
 def produce(pipeline: Pipeline, records: Iterable[tuple[int, bytes]]) -> int:
     """Publish (partition, value) records with the producer's headers; returns how many."""
-    producer = Producer({"bootstrap.servers": pipeline.services.bootstrap, "linger.ms": 5})
-    count = 0
-    for partition, value in records:
-        producer.produce(
-            pipeline.topic,
-            value=value,
-            key=pipeline.products[partition].encode(),
-            partition=partition,
-            headers=[("received_ns", str(time.time_ns())), ("source", "test")],
-        )
-        count += 1
-        if count % 10_000 == 0:
-            producer.poll(0)
-    assert producer.flush(60) == 0
-    return count
+    records = list(records)
+    with pipeline.producing() as send:
+        for partition, value in records:
+            send(partition, time.time_ns(), value)
+    return len(records)
 
 
 def read_all(bootstrap: str, topic: str, partitions: int, timeout_s: float = 10) -> list[Message]:
