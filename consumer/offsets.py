@@ -9,7 +9,10 @@ Commits are asynchronous, one in flight at a time, so the writer never waits on 
 After a broker outage librdkafka can stay "waiting for coordinator" for good: commits then
 go unanswered (or a synchronous one blocks for the 45 s session timeout and fails). So a
 commit unanswered for `COMMIT_ANSWER_TIMEOUT_S`, or several failing in a row, make the
-committer `stuck`, and the writer replaces its Kafka consumer (consumer/writer.py).
+committer `stuck`, and the writer replaces its Kafka consumer (consumer/writer.py). The
+replaced one may still send a commit it held while it closes, after newer ones (the broker
+drill saw a partition's offset left 170 to 260 behind): until it is closed, what is stored
+is committed again every interval.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ class OffsetCommitter:
         self._in_flight: int | None = None  # sent, not answered yet
         self._sent_at = float("-inf")
         self._failures = 0  # answers in a row that were errors
+        self._retiring: set[int] = set()  # ids of replaced consumers not closed yet
 
     def rows_stored(self, next_offset: int) -> None:
         """Call after the database commit of every record below `next_offset`."""
@@ -53,7 +57,11 @@ class OffsetCommitter:
 
     @property
     def pending(self) -> bool:
-        return self.stored is not None and self.stored != self.acknowledged
+        """Whether to commit: something new is stored, or a replaced consumer still closing
+        may yet send an older commit of its own, which ours must overwrite."""
+        if self.stored is None:
+            return False
+        return self.stored != self.acknowledged or bool(self._retiring)
 
     def seconds_until_due(self, now: float) -> float | None:
         """How long until a commit is due, or its answer is overdue; None when idle."""
@@ -87,8 +95,14 @@ class OffsetCommitter:
         """Forget the commit in flight (its consumer is gone); commit again at once."""
         self._in_flight, self._failures, self._sent_at = None, 0, float("-inf")
 
-    def forget_acknowledged(self) -> None:
-        """Commit what is stored again (an older commit may have overwritten it)."""
+    def retiring(self, consumer: Consumer) -> None:
+        """`consumer` was replaced and is closing (on another thread): until it is closed,
+        what is stored is committed again every interval."""
+        self._retiring.add(id(consumer))
+
+    def retired(self, consumer: Consumer) -> None:
+        """`consumer` is closed: commit what is stored once more, then as usual."""
+        self._retiring.discard(id(consumer))
         self.acknowledged = None
 
     def commit_now(self, consumer: Consumer) -> None:

@@ -173,6 +173,7 @@ class PartitionWriter(threading.Thread):
         self.log.warning("replacing the Kafka consumer", why=why)
         metrics.RETRIES.labels(product=self.product, operation="kafka_consumer").inc()
         # Closed aside: a close waiting on the stuck coordinator must not stall writing.
+        self.offsets.retiring(old)
         threading.Thread(
             target=self.retire, args=(old,), name=f"close-{self.product}", daemon=True
         ).start()
@@ -183,11 +184,10 @@ class PartitionWriter(threading.Thread):
         return consumer
 
     def retire(self, old: Consumer) -> None:
-        old.close()
-        # A commit the old consumer still held can reach the broker while it closes, after
-        # the new one's (seen in the broker drill: a partition's offset left 260 behind).
-        # Commit what MySQL holds once more, so the group's offset doesn't stay behind.
-        self.offsets.forget_acknowledged()
+        try:
+            old.close()
+        finally:
+            self.offsets.retired(old)  # see OffsetCommitter.pending
 
     def committed_offset(self, consumer: Consumer) -> int:
         """The group's committed offset, or the beginning for a new group.

@@ -140,15 +140,22 @@ class FakeConsumer:
         return 0, len(self.records)
 
     def close(self) -> None:
-        """A stuck consumer's close may wait for the broker, then send what it held."""
+        """A stuck consumer's close may wait for the broker, send what it held, and go on
+        closing a while."""
         close_after = self.group.get("close_after")
         if self.held and close_after is not None:
-            deadline = time.monotonic() + 10
-            while not close_after() and time.monotonic() < deadline:
-                time.sleep(0.01)
+            wait_until(close_after)
             self.group["offset"] = self.held[-1]
             self.group["stale_sent"] = True
+            wait_until(lambda: self.group["offset"] != self.held[-1], timeout_s=3)
+            self.group["offset_when_closed"] = self.group["offset"]
         self.events.append("close")
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 10) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 class FakeProducer:
@@ -258,15 +265,17 @@ def test_unanswered_commits_replace_the_kafka_consumer_and_writing_goes_on(
 def test_a_commit_the_replaced_consumer_held_cannot_leave_the_group_offset_behind(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The old consumer's close sends its held commit after the new one committed the end."""
+    """The old consumer's close sends its held commit after the new one committed the end,
+    and goes on closing: the writer commits the end again meanwhile."""
     monkeypatch.setattr(offsets, "COMMIT_ANSWER_TIMEOUT_S", 0.3)
     sink = FakeSink()
     rig = Rig(frames(300), sink, batch_max_rows=5, batch_max_wait_ms=1)
     rig.stuck_consumers = 1
     rig.group["close_after"] = lambda: rig.group.get("offset") == 300
-    rig.run_until(lambda: bool(rig.group.get("stale_sent")) and rig.group["offset"] == 300)
+    rig.run_until(lambda: "offset_when_closed" in rig.group)
     assert rig.group.get("stale_sent") and rig.consumers[0].held[-1] < 300
-    assert rig.group["offset"] == 300  # committed again after the stale one landed
+    assert rig.group["offset_when_closed"] == 300  # committed again, the old one still closing
+    assert rig.group["offset"] == 300
 
 
 def test_a_quiet_consumer_that_lost_its_brokers_is_replaced_and_writing_goes_on() -> None:
