@@ -161,8 +161,8 @@ class Publisher:
         left = move_waiting(old)
         if left:
             log.error("ticks could not be moved off the stalled producer: lost", lost=left)
-        # Destroyed aside: librdkafka waits for its threads, which a wedged client may delay.
-        threading.Thread(target=old.flush, args=(0,), name="retired", daemon=True).start()
+        # Closed aside: librdkafka waits for its threads, which a wedged client may delay.
+        threading.Thread(target=old.close, name="retired", daemon=True).start()
         self._progress_at = time.monotonic()  # the new client gets a whole STALL_S to start
 
     def _delivered(self, headers: Headers, error: KafkaError | None, message: Message) -> None:
