@@ -10,9 +10,10 @@ After a broker outage librdkafka can stay "waiting for coordinator" for good: co
 go unanswered (or a synchronous one blocks for the 45 s session timeout and fails). So a
 commit unanswered for `COMMIT_ANSWER_TIMEOUT_S`, or several failing in a row, make the
 committer `stuck`, and the writer replaces its Kafka consumer (consumer/writer.py). The
-replaced one may still send a commit it held while it closes, after newer ones (the broker
-drill saw a partition's offset left 170 to 260 behind): until it is closed, what is stored
-is committed again every interval.
+replaced one may still send a commit it held while it closes, and librdkafka may still
+retry a commit it reported failed, after newer ones (the broker drill saw a partition's
+offset left 170 to 285 behind): until the replaced consumer is closed, and for
+`RECOMMIT_S` after either, what is stored is committed again every interval.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from consumer import metrics
 COMMIT_INTERVAL_S = 1.0
 COMMIT_ANSWER_TIMEOUT_S = 10.0  # a healthy broker answers in milliseconds
 FAILURES_BEFORE_STUCK = 3
+RECOMMIT_S = 30.0  # after a failed commit or a replaced consumer: commit every interval
 
 
 class OffsetCommitter:
@@ -50,6 +52,7 @@ class OffsetCommitter:
         self._sent_at = float("-inf")
         self._failures = 0  # answers in a row that were errors
         self._retiring: set[int] = set()  # ids of replaced consumers not closed yet
+        self._recommit_until = float("-inf")
 
     def rows_stored(self, next_offset: int) -> None:
         """Call after the database commit of every record below `next_offset`."""
@@ -57,11 +60,14 @@ class OffsetCommitter:
 
     @property
     def pending(self) -> bool:
-        """Whether to commit: something new is stored, or a replaced consumer still closing
-        may yet send an older commit of its own, which ours must overwrite."""
+        """Whether to commit: something new is stored, or an older commit may still land
+        after ours (a replaced consumer still closing, or librdkafka retrying a commit it
+        reported failed), which ours must overwrite."""
         if self.stored is None:
             return False
-        return self.stored != self.acknowledged or bool(self._retiring)
+        if self.stored != self.acknowledged or self._retiring:
+            return True
+        return time.monotonic() < self._recommit_until
 
     def seconds_until_due(self, now: float) -> float | None:
         """How long until a commit is due, or its answer is overdue; None when idle."""
@@ -99,6 +105,7 @@ class OffsetCommitter:
         """`consumer` was replaced and is closing (on another thread): until it is closed,
         what is stored is committed again every interval."""
         self._retiring.add(id(consumer))
+        self._recommit_until = time.monotonic() + RECOMMIT_S
 
     def retired(self, consumer: Consumer) -> None:
         """`consumer` is closed: commit what is stored once more, then as usual."""
@@ -135,6 +142,7 @@ class OffsetCommitter:
 
     def _failed(self, error: str) -> None:
         self._failures += 1
+        self._recommit_until = time.monotonic() + RECOMMIT_S
         self._log.warning("offset commit failed; retrying", error=error)
 
     def _offset(self, offset: int) -> TopicPartition:

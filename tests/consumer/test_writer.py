@@ -116,6 +116,17 @@ class FakeConsumer:
 
     def commit(self, offsets: list[TopicPartition], asynchronous: bool) -> list[TopicPartition]:
         self.commits.append((offsets[0].offset, self.sink.stored_up_to, asynchronous))
+        if asynchronous and self.group.pop("fail_then_apply_late", False):
+            # Reported failed, yet librdkafka's own retry lands it after newer commits.
+            late = offsets[0].offset
+
+            def land_after_the_end() -> None:
+                wait_until(lambda: self.group.get("offset") == len(self.records))
+                self.group.update(offset=late, late=late)
+
+            threading.Thread(target=land_after_the_end, daemon=True).start()
+            self.on_commit(KafkaError(KafkaError.COORDINATOR_LOAD_IN_PROGRESS), offsets)
+            return offsets
         if not self.answers_commits:
             self.held.append(offsets[0].offset)
             return offsets
@@ -275,6 +286,15 @@ def test_a_commit_the_replaced_consumer_held_cannot_leave_the_group_offset_behin
     rig.run_until(lambda: "offset_when_closed" in rig.group)
     assert rig.group.get("stale_sent") and rig.consumers[0].held[-1] < 300
     assert rig.group["offset_when_closed"] == 300  # committed again, the old one still closing
+    assert rig.group["offset"] == 300
+
+
+def test_a_commit_reported_failed_that_lands_late_cannot_leave_the_group_offset_behind() -> None:
+    sink = FakeSink()
+    rig = Rig(frames(300), sink, batch_max_rows=5, batch_max_wait_ms=1)
+    rig.group["fail_then_apply_late"] = True
+    rig.run_until(lambda: "late" in rig.group and rig.group["offset"] == 300)
+    assert rig.group["late"] < 300  # the stale commit did land after newer ones
     assert rig.group["offset"] == 300
 
 
