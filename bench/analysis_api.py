@@ -20,8 +20,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pymysql
-
 from analysis import queries
 from bench import report
 from ops.pipeline import Pipeline, free_port, throwaway_pipeline
@@ -122,13 +120,10 @@ def measure(pipeline: Pipeline, args: Any) -> dict[str, Any]:
     env = {"MYSQL_USER": READER, "MYSQL_PASSWORD": READER_PASSWORD, "ANALYSIS_PORT": str(port)}
     process = pipeline.start("analysis", env=env | {"ANALYSIS_QUERY_TIMEOUT_S": "60"})
     report.get(f"http://127.0.0.1:{port}/healthz", timeout_s=60)
-    services = pipeline.services
-    sql = pymysql.connect(
-        host=services.mysql_host,
-        port=services.mysql_port,
-        user=READER,
-        password=READER_PASSWORD,
-        database=pipeline.database,
+    sql = pipeline.services.connect(
+        READER,
+        READER_PASSWORD,
+        pipeline.database,
         autocommit=True,
         init_command="SET time_zone = '+00:00'",
     )

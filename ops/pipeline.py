@@ -72,15 +72,23 @@ class Services:
             local=ops_services.local_services_started(),
         )
 
-    def admin(self, database: str | None = None, **options: Any) -> Connection[Cursor]:
-        """An admin connection (autocommit unless `options` say otherwise)."""
+    def connect(
+        self, user: str, password: str, database: str | None = None, **options: Any
+    ) -> Connection[Cursor]:
+        """A connection to the MariaDB/MySQL as `user` (pymysql `options` passed on)."""
         return pymysql.connect(
             host=self.mysql_host,
             port=self.mysql_port,
-            user=self.admin_user,
-            password=self.admin_password,
+            user=user,
+            password=password,
             database=database,
-            **{"autocommit": True, **options},
+            **options,
+        )
+
+    def admin(self, database: str | None = None, **options: Any) -> Connection[Cursor]:
+        """An admin connection (autocommit unless `options` say otherwise)."""
+        return self.connect(
+            self.admin_user, self.admin_password, database, **{"autocommit": True, **options}
         )
 
     def admin_client(self) -> AdminClient:

@@ -41,9 +41,9 @@ def reader(services: Services) -> Iterator[pymysql.Connection[Any]]:
     with services.admin() as connection:
         dataset.insert(connection, database, dataset.history_ticks())
         connection.cursor().execute(f"ANALYZE TABLE `{database}`.`order`")
-    connection = pymysql.connect(host=services.mysql_host, port=services.mysql_port, user=READER,
-                                 password=READER_PASSWORD, database=database,
-                                 cursorclass=pymysql.cursors.DictCursor)
+    connection = services.connect(
+        READER, READER_PASSWORD, database, cursorclass=pymysql.cursors.DictCursor
+    )
     try:
         yield connection
     finally:

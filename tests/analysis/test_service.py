@@ -61,8 +61,7 @@ def test_an_unreachable_database_stops_start_up(services: Services) -> None:
 
 
 def test_the_reader_may_only_select(services: Services) -> None:
-    connection = pymysql.connect(host=services.mysql_host, port=services.mysql_port,
-                                 user=READER, password=READER_PASSWORD, database="coinbase")
+    connection = services.connect(READER, READER_PASSWORD, "coinbase")
     with connection, connection.cursor() as cursor:
         cursor.execute("SELECT COUNT(*) FROM `order` WHERE product_id = 'none'")
         for statement in (

@@ -18,13 +18,7 @@ def test_throwaway_pipeline_is_private_usable_and_dropped(services: Services) ->
         env = pipeline.env(LOG_LEVEL="DEBUG")
         assert env["KAFKA_TOPIC"] == pipeline.topic and env["LOG_LEVEL"] == "DEBUG"
         assert env["MYSQL_DATABASE"] == pipeline.database
-        as_app = pymysql.connect(
-            host=services.mysql_host,
-            port=services.mysql_port,
-            user=APP_USER,
-            password=APP_PASSWORD,
-            database=pipeline.database,
-        )
+        as_app = services.connect(APP_USER, APP_PASSWORD, pipeline.database)
         with as_app, as_app.cursor() as cursor:
             cursor.execute("SELECT COUNT(*) FROM `order`")
             assert cursor.fetchone() == (0,)

@@ -59,13 +59,8 @@ def test_schema_applies_twice(services: Services) -> None:
 
 
 def test_app_user_may_only_insert_and_select(pipeline: Pipeline) -> None:
-    connection = pymysql.connect(
-        host=pipeline.services.mysql_host,
-        port=pipeline.services.mysql_port,
-        user=APP_USER,
-        password=APP_PASSWORD,
-        database=pipeline.database,
-        autocommit=True,
+    connection = pipeline.services.connect(
+        APP_USER, APP_PASSWORD, pipeline.database, autocommit=True
     )
     with connection, connection.cursor() as cursor:
         cursor.execute(
