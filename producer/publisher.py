@@ -40,7 +40,6 @@ from shared.partitions import PartitionMap
 log = get_logger(__name__)
 
 STALL_S = 30.0  # ticks waiting this long without one acknowledgement: is the client wedged?
-PROBE_TIMEOUT_S = 5.0
 MOVE_TIMEOUT_S = 5.0
 ProducerFactory = Callable[..., Producer]
 
@@ -147,7 +146,7 @@ class Publisher:
         if now - self._progress_at < self._stall_s:
             return
         self._progress_at = now  # look again in another STALL_S, whatever happens now
-        if not cluster_answers(self._settings, self.topic, PROBE_TIMEOUT_S):
+        if not cluster_answers(self._settings, self.topic):
             return  # a real outage: the client retries on its own and keeps the order
         log.error(
             "Kafka producer stalled although the cluster answers; replacing it",

@@ -42,12 +42,15 @@ def admin_client(settings: CommonSettings) -> AdminClient:
     return AdminClient(connection_config(settings))
 
 
-def cluster_answers(settings: CommonSettings, topic: str, timeout_s: float = 5.0) -> bool:
+CLUSTER_PROBE_TIMEOUT_S = 5.0
+
+
+def cluster_answers(settings: CommonSettings, topic: str) -> bool:
     """Whether a fresh client gets `topic`'s metadata: told apart from a client of ours that
     stopped reaching the cluster (librdkafka 2.16 can lose every broker for good after a
     controlled shutdown answers metadata with none), a real outage fails this too."""
     try:
-        admin_client(settings).list_topics(topic, timeout=timeout_s)
+        admin_client(settings).list_topics(topic, timeout=CLUSTER_PROBE_TIMEOUT_S)
     except KafkaException:
         return False
     return True

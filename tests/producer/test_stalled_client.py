@@ -19,9 +19,9 @@ import pytest
 from confluent_kafka import Producer
 
 from ops.pipeline import PRODUCTS
-from producer.publisher import PROBE_TIMEOUT_S, Publisher
+from producer.publisher import Publisher
 from producer.settings import ProducerSettings
-from shared.kafka_clients import reliable_producer
+from shared.kafka_clients import CLUSTER_PROBE_TIMEOUT_S, reliable_producer
 from shared.partitions import PartitionMap
 from tests.conftest import Pipeline
 from tests.factories import read_all, ticker, wait_for
@@ -94,6 +94,6 @@ def test_no_replacement_while_the_cluster_itself_is_unreachable(
         settings = settings_of(pipeline, monkeypatch, KAFKA_BOOTSTRAP_SERVERS=silent)
         publisher = Publisher(settings, PartitionMap(PRODUCTS), "test", stall_s=0.2)
         publish(publisher, 1, 10)
-        time.sleep(2 * PROBE_TIMEOUT_S + 1)  # two stall periods, each with a failed probe
+        time.sleep(2 * CLUSTER_PROBE_TIMEOUT_S + 1)  # two stall periods, each with a failed probe
         assert publisher.replacements == 0
         assert publisher.flush(0) >= 10  # still held (librdkafka counts its requests too)
