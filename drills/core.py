@@ -54,7 +54,7 @@ class Outcome:
     wrong_rows: int = 0  # a field differs from the frame, or the row names another record
     offsets_behind: int = 0  # records past the consumer's committed offsets once caught up
     unclean_exits: int = 0  # a SIGTERM answered with another code than 0, or a crash
-    rows_at_fault: int = 0  # rows when the fault struck (the last kill; back up again)
+    rows_at_fault: int = 0  # rows when the fault struck (the last kill, a service stopped)
     records: int = 0  # in the topic at the end: whether missing rows ever reached Kafka
 
     @property
@@ -256,17 +256,18 @@ def kill9_consumer(run: Run) -> None:
 
 def take_down(run: Run, service: str, after_s: float, for_s: float) -> None:
     """Stop a local service `after_s` after the first rows arrive and start it again `for_s`
-    later; the consumer must ride it out. The rows counted once it is back (no fewer than
-    when it went) show whether the stream was still flowing."""
+    later; the consumer must ride it out. The rows counted as it goes down (fewer than were
+    delivered) show that the stream was still flowing. Counted once it is back, they would
+    race the catch-up: clients reconnect while the broker is still reporting ready."""
     wait_until(lambda: run.pipeline.row_count() > 0)
     time.sleep(after_s)
+    run.rows_at_fault = run.pipeline.row_count()
     run.pipeline.services.control("stop", service)
     try:
         time.sleep(for_s)
         run.crashes += run.consumer.poll() is not None
     finally:
         run.pipeline.services.control("start", service)
-    run.rows_at_fault = run.pipeline.row_count()
 
 
 def restart_mariadb(run: Run) -> None:
