@@ -8,14 +8,13 @@ import contextlib
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from ops.http import wait_for_answer
 from ops.pipeline import PRODUCTS, ROOT, Pipeline, free_port
 
 Start = Callable[..., subprocess.Popen[bytes]]  # start(module, **env): a service, fed
@@ -63,21 +62,6 @@ def stop(*processes: subprocess.Popen[bytes]) -> None:
         process.wait(30)
 
 
-def get(url: str, timeout_s: float = 30) -> bytes:
-    """The page at `url`, waiting for its server to answer (an HTTP error answers too)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as page:
-                return bytes(page.read())
-        except urllib.error.HTTPError as exc:
-            return bytes(exc.read())
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
 @contextlib.contextmanager
 def simulated_feed(
     pipeline: Pipeline, rate: float, count: int | None = None, **env: str
@@ -97,7 +81,7 @@ def simulated_feed(
         return started[-1]
 
     try:
-        get(f"http://127.0.0.1:{port}", timeout_s=10)
+        wait_for_answer(f"http://127.0.0.1:{port}", timeout_s=10)
         yield url, start
     finally:
         stop(*reversed(started))
@@ -105,7 +89,7 @@ def simulated_feed(
 
 def metrics_text(port: int) -> str:
     """A service's /metrics page, waiting for its server to answer."""
-    return get(f"http://127.0.0.1:{port}/metrics").decode()
+    return wait_for_answer(f"http://127.0.0.1:{port}/metrics").decode()
 
 
 def histogram_quantiles(

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from ops.http import http_get
 from tests.analysis import dataset
 from tests.analysis.dataset import Tick
 from tests.conftest import ROOT, Services, create_database, python_env
@@ -93,11 +94,7 @@ def start(
     def healthy() -> bool:
         if process.poll() is not None:
             raise AssertionError(f"analysis exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(url + "/healthz", timeout=2) as response:
-                return bool(response.status == 200)
-        except OSError:
-            return False
+        return http_get(url + "/healthz")[0] == 200
 
     wait_for(healthy, 30, "analysis /healthz")
     return url, process

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import urllib.request
 from datetime import datetime
 
 import orjson
 import pytest
 
+from ops.http import http_get
 from shared.models import DECIMAL_FIELDS, parse_feed_time
 from tests.conftest import Pipeline
 from tests.factories import (
@@ -145,22 +145,14 @@ def test_health_reports_each_writer_and_metrics_count_rows(pipeline: Pipeline) -
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: row_count(pipeline) == 30, 60, "rows")
-        wait_for(lambda: _get(url + "/healthz")[0] == 200, 15, "healthy consumer")
-        health = orjson.loads(_get(url + "/healthz")[1])
+        wait_for(lambda: http_get(url + "/healthz")[0] == 200, 15, "healthy consumer")
+        health = orjson.loads(http_get(url + "/healthz")[1])
         assert set(health["writers"]) == set(pipeline.products)
         assert all(writer["alive"] for writer in health["writers"].values())
         assert health["writers"]["BTC-USD"]["lag"] == 0
-        metrics = _get(url + "/metrics")[1].decode()
+        metrics = http_get(url + "/metrics")[1].decode()
         assert 'consumer_rows_written_total{product="BTC-USD"} 30.0' in metrics
         assert "consumer_end_to_end_seconds_bucket" in metrics
     finally:
         code, err = stop_service(consumer)
     assert code == 0, err
-
-
-def _get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return int(response.status), response.read()
-    except OSError as exc:
-        return int(getattr(exc, "code", 0)), b""

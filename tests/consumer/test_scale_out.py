@@ -3,20 +3,15 @@ exact, each writes only its own partitions, and health and metrics name what it 
 
 from __future__ import annotations
 
-import urllib.request
 from pathlib import Path
 
 import orjson
 import pytest
 
+from ops.http import http_get
 from tests.conftest import Pipeline
 from tests.consumer.harness import Feed, Service, assert_exact, running, subset
 from tests.factories import committed, free_port, row_count, wait_for
-
-
-def get(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=2) as response:
-        return bytes(response.read())
 
 
 @pytest.mark.timeout(120)
@@ -35,10 +30,10 @@ def test_processes_split_and_overlap_products_and_stay_exact(
         owned = [key for key in feed.expected if key[0] != eur]
         wait_for(lambda: row_count(pipeline) >= len(owned), 60, "ETH-BTC and BTC-USD rows")
         wait_for(lambda: committed(pipeline)[:2] == feed.offsets[:2], 30, "their offsets")
-        health = orjson.loads(get(f"http://127.0.0.1:{port}/healthz"))
+        health = orjson.loads(http_get(f"http://127.0.0.1:{port}/healthz")[1])
         assert health["products"] == [usd] and list(health["writers"]) == [usd]
         assert health["writers"][usd]["partition"] == 1
-        metrics = get(f"http://127.0.0.1:{port}/metrics").decode()
+        metrics = http_get(f"http://127.0.0.1:{port}/metrics")[1].decode()
         assert f'consumer_products_owned{{product="{usd}"}} 1.0' in metrics
         assert f'product="{eth}"' not in metrics and f'product="{eur}"' not in metrics
         assert committed(pipeline)[2] < 0, "BTC-EUR's partition was read by nobody"

@@ -4,26 +4,15 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 
+from ops.http import http_get
 from ops.pipeline import PRODUCTS
 from simulator import SimulatorConfig, SimulatorThread
 from tests.conftest import Pipeline
 from tests.factories import free_port, start_service, stop_service, wait_for
 from tests.producer.test_producer_e2e import published, sent
-
-
-def http_status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return 0
 
 
 def final_counts(stderr: str) -> dict[str, object]:
@@ -53,14 +42,14 @@ def run_through_broker_outage(
             pipeline.services.control("stop", "kafka")
             during = sum(simulator.ticker_counts().values())
             if health_port is not None:
-                wait_for(lambda: http_status(health) == 503, 10, "unhealthy while Kafka is down")
+                wait_for(lambda: http_get(health)[0] == 503, 10, "unhealthy while Kafka is down")
             time.sleep(4)
             assert sum(simulator.ticker_counts().values()) > during + 300, "feed kept flowing"
         finally:
             pipeline.services.control("start", "kafka")
         assert simulator.wait_until(lambda s: s.done(), timeout=40)
         if health_port is not None:
-            wait_for(lambda: http_status(health) == 200, 20, "healthy once Kafka is back")
+            wait_for(lambda: http_get(health)[0] == 200, 20, "healthy once Kafka is back")
         time.sleep(2)
         code, err = stop_service(process, timeout_s=60)
         expected = sent(simulator)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from ops.http import http_get
 from ops.pipeline import PRODUCTS
 from simulator import SimulatorConfig, SimulatorThread
 from tests.conftest import Pipeline
@@ -215,20 +215,11 @@ def test_health_and_metrics_endpoints(pipeline: Pipeline) -> None:
         running_producer(pipeline, simulator, PRODUCER_METRICS_PORT=str(port)),
     ):
         url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: _get(url + "/healthz")[0] == 200, 15, "healthy producer")
-        status, body = _get(url + "/metrics")
+        wait_for(lambda: http_get(url + "/healthz")[0] == 200, 15, "healthy producer")
+        status, body = http_get(url + "/metrics")
         assert status == 200
-        assert 'producer_ticks_received_total{product="BTC-USD"}' in body
-        assert "producer_delivery_seconds_bucket" in body
-
-
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status, response.read().decode()
-    except OSError as exc:
-        status = getattr(exc, "code", 0)
-        return int(status), ""
+        assert b'producer_ticks_received_total{product="BTC-USD"}' in body
+        assert b"producer_delivery_seconds_bucket" in body
 
 
 def test_bad_setting_stops_the_producer_with_one_line(pipeline: Pipeline) -> None:
