@@ -19,7 +19,7 @@ from typing import Any
 import matplotlib
 
 from bench import analysis_api, consumer_backfill, live_cost, producer_throughput
-from bench.report import parser, print_table, write_json
+from bench.report import parser, write_json
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
@@ -55,37 +55,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     if not args.skip_analysis:
         report["analysis_api"] = analysis_api.main([])  # 10 million rows: 10 to 25 more minutes
-    summarize(report)
     write_json(args.out / "report.json", report)
     draw(report, args.out / "bench.png")
     print(f"\nreport: {args.out / 'report.json'}")
     return report
-
-
-def summarize(report: dict[str, Any]) -> None:
-    producer, backfill, live = report["producer"], report["backfill"], live_latency(report)
-    rows = [
-        ("producer messages/s", f"{producer['producer']['messages_per_s']:,.0f}",
-         f"{producer['ratio_to_transport_bound']:.2f} x transport bound, "
-         f"{producer['ratio_to_kafka_bound']:.2f} x Kafka bound"),
-        ("producer latency p99 (received -> acked)",
-         f"{producer['latency_s']['p99'] * 1000:.0f} ms", "<= bucket bound"),
-        ("backfill rows/s", f"{backfill['consumer']['rows_per_s']:,}",
-         f"{backfill['ratios']['consumer_to_load_data']:.2f} x LOAD DATA, "
-         f"{backfill['ratios']['consumer_to_naive']:.0f} x naive"),
-        ("live end-to-end p50 / p99", f"{live['p50'] * 1000:.0f} / {live['p99'] * 1000:.0f} ms",
-         "receive -> row inserted, every row, 100 msg/s per product"),
-    ]  # fmt: skip
-    for run in report["live_cost"]["runs"]:
-        cost, broker = run["us_per_tick"], run["cores"]["broker"]
-        rows.append((f"live cost at {run['rate']:g} ticks/s ({run['feed_connections']} conn.)",
-                     f"{cost['producer']:.0f} / {cost['consumer']:.0f} us",
-                     f"CPU per tick, producer / consumer; broker {broker:.3f} cores"))  # fmt: skip
-    for products, result in report["scaling"].items():
-        rows.append((f"backfill with {products} products, rows/s",
-                     f"{result['consumer']['rows_per_s']:,}",
-                     f"{result['ratios']['consumer_to_load_data']:.2f} x LOAD DATA"))  # fmt: skip
-    print_table("summary", [(name, f"{value:>12}   {bound}") for name, value, bound in rows])
 
 
 def live_latency(report: dict[str, Any]) -> dict[str, float]:

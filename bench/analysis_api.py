@@ -1,7 +1,7 @@
 """Analysis API benchmark: latency and throughput over a large `order` table.
 
-N generated ticks (over `--days`, ending now; prices a random walk, sizes random) are
-loaded with LOAD DATA into a throwaway copy of `order`, then `python -m analysis` serves
+N ticks (over `--days`, ending now), made by the database itself (prices a wave plus noise),
+fill a throwaway copy of `order`, then `python -m analysis` serves
 them as the read-only account. For candles (1 minute, the latest 300 buckets), ticker and
 largest trades (24 h, top 10): p50/p99 with one keep-alive client, beside the same SQL
 statement run directly (the database's part) and /healthz (the HTTP stack's part), and
@@ -11,8 +11,6 @@ requests/s with `--clients` concurrent clients. Targets: candles p99 < 100 ms, t
 from __future__ import annotations
 
 import http.client
-import random
-import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,53 +20,48 @@ from typing import Any
 
 from analysis import queries
 from bench import report
+from ops.http import wait_for_answer
 from ops.pipeline import Pipeline, free_port, throwaway_pipeline
 
 READER, READER_PASSWORD = "ticker_reader", "ticker_reader"
 PRODUCTS = ("BTC-USD", "ETH-BTC", "BTC-EUR", "ETH-USD", "SOL-USD", "LTC-USD")
-CHUNK = 1_000_000
-LOAD = """
-LOAD DATA LOCAL INFILE %s INTO TABLE `order`
-(product_id, sequence, trade_id, price, side, last_size, @time)
-SET time = @time, received_at = @time, best_bid = price, best_ask = price,
-    best_bid_size = 1, best_ask_size = 1, open_24h = price, volume_24h = 12345.678,
-    low_24h = price, high_24h = price, volume_30d = 345678.9, kafka_partition = 0,
-    kafka_offset = sequence
+CHUNK_DIGITS = 6  # ticks are made 10^6 a statement, sequence numbers from digit tables
+DIGITS = "(SELECT 0 AS d" + "".join(f" UNION ALL SELECT {d}" for d in range(1, 10)) + ")"
+NUMBERS = " + ".join(f"{10**k} * d{k}.d" for k in range(CHUNK_DIGITS))
+# The database makes the ticks itself (a Python generator took most of the 10 to 25
+# minutes): the price a slow wave plus noise, the size and side from the sequence's CRC32.
+GENERATE = f"""
+INSERT INTO `order` (product_id, sequence, trade_id, price, side, last_size, time,
+    received_at, best_bid, best_ask, best_bid_size, best_ask_size, open_24h, volume_24h,
+    low_24h, high_24h, volume_30d, kafka_partition, kafka_offset)
+SELECT %(product)s, seq, seq, price, IF(CRC32(seq) & 1, 'buy', 'sell'),
+    MOD(CRC32(seq), 1000000000) / 100000000, at, at, price, price, 1, 1, price, 12345.678,
+    price, price, 345678.9, 0, seq
+FROM (SELECT seq, ROUND(84000 + 3000 * SIN(seq / 50000) + MOD(CRC32(seq), 5000) / 100, 2)
+          AS price, CAST(%(start)s AS DATETIME(6)) + INTERVAL seq * %(step_us)s MICROSECOND AS at
+      FROM (SELECT %(first)s + {NUMBERS} AS seq
+            FROM {", ".join(f"{DIGITS} AS d{k}" for k in range(CHUNK_DIGITS))}) AS numbers
+      WHERE seq < %(ticks)s) AS ticks
 """
 Request = Callable[[int], object]  # makes the n-th request of a run
 
 
 def load(pipeline: Pipeline, rows: int, days: float) -> dict[str, float]:
-    """Generate each product's ticks and LOAD DATA them, CHUNK at a time (the price walks on
-    from chunk to chunk); the seconds each step took."""
-    ticks, span_s, rng = rows // len(pipeline.products), days * 86400, random.Random(1)
-    start_s, step_s = time.time() - span_s, span_s / ticks
-    cents = dict.fromkeys(pipeline.products, 8_400_000)
-    timings = {"generate_s": 0.0, "load_s": 0.0}
-    admin = pipeline.services.admin
-    with tempfile.TemporaryDirectory() as folder, admin(pipeline.database, local_infile=True) as db:
-        path = Path(folder) / "ticks.tsv"
-        for first in range(0, ticks, CHUNK):
-            for product in pipeline.products:
-                began, lines = time.perf_counter(), []
-                for sequence in range(first, min(first + CHUNK, ticks)):
-                    cents[product] = max(100, cents[product] + rng.randint(-300, 300))
-                    price, size = divmod(cents[product], 100), rng.randint(1, 10**9)
-                    at = datetime.fromtimestamp(start_s + sequence * step_s, UTC)
-                    lines.append(
-                        f"{product}\t{sequence}\t{sequence}\t{price[0]}.{price[1]:02d}\t"
-                        f"{'buy' if size & 1 else 'sell'}\t{size // 10**8}.{size % 10**8:08d}\t"
-                        f"{at:%Y-%m-%d %H:%M:%S.%f}\n"
-                    )
-                path.write_text("".join(lines))
-                timings["generate_s"] += time.perf_counter() - began
-                began = time.perf_counter()
-                db.cursor().execute(LOAD, (str(path),))
-                timings["load_s"] += time.perf_counter() - began
-            report.say(f"loaded {min(first + CHUNK, ticks) * len(pipeline.products):,} rows")
+    """`rows` ticks over `days` ending now, spread evenly over the products; the seconds
+    it took, and ANALYZE TABLE's."""
+    ticks, span = rows // len(pipeline.products), timedelta(days=days)
+    start = datetime.now(UTC).replace(tzinfo=None) - span
+    values = {"ticks": ticks, "start": start, "step_us": span // timedelta(microseconds=ticks)}
     began = time.perf_counter()
+    with pipeline.services.admin(pipeline.database) as db:
+        for first in range(0, ticks, 10**CHUNK_DIGITS):
+            for product in pipeline.products:
+                db.cursor().execute(GENERATE, values | {"product": product, "first": first})
+            done = min(first + 10**CHUNK_DIGITS, ticks) * len(pipeline.products)
+            report.say(f"loaded {done:,} rows")
+    loaded = time.perf_counter()
     pipeline.rows("ANALYZE TABLE `order`")
-    return timings | {"analyze_s": time.perf_counter() - began}
+    return {"load_s": loaded - began, "analyze_s": time.perf_counter() - loaded}
 
 
 def requester(port: int, paths: list[str]) -> Request:
@@ -119,18 +112,12 @@ def measure(pipeline: Pipeline, args: Any) -> dict[str, Any]:
     products, port = pipeline.products, free_port()
     env = {"MYSQL_USER": READER, "MYSQL_PASSWORD": READER_PASSWORD, "ANALYSIS_PORT": str(port)}
     process = pipeline.start("analysis", env=env | {"ANALYSIS_QUERY_TIMEOUT_S": "60"})
-    report.get(f"http://127.0.0.1:{port}/healthz", timeout_s=60)
-    sql = pipeline.services.connect(
-        READER,
-        READER_PASSWORD,
-        pipeline.database,
-        autocommit=True,
-        init_command="SET time_zone = '+00:00'",
-    )
+    wait_for_answer(f"http://127.0.0.1:{port}/healthz", timeout_s=60)
+    utc = {"autocommit": True, "init_command": "SET time_zone = '+00:00'"}
+    sql = pipeline.services.connect(READER, READER_PASSWORD, pipeline.database, **utc)
 
     def alone(query: str, arguments: list[Any]) -> Request:
-        """The endpoint's SQL statement run directly, round-robin over `arguments` (the
-        cursor reads the whole result)."""
+        """The endpoint's statement run directly, round-robin over `arguments`."""
         return lambda n: sql.cursor().execute(query, arguments[n % len(arguments)])
 
     now = datetime.now(UTC).replace(tzinfo=None)
