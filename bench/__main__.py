@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         },
     }
     if not args.skip_analysis:
-        report["analysis_api"] = analysis_api.main([])  # 10 million rows: 10 to 25 more minutes
+        report["analysis_api"] = analysis_api.main([])  # 10 million rows: 3 to 5 more minutes
     write_json(args.out / "report.json", report)
     draw(report, args.out / "bench.png")
     print(f"\nreport: {args.out / 'report.json'}")
