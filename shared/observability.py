@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,8 +10,15 @@ from typing import Any
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from shared.failures import CannotStart
+
 # Returns (healthy, details); details are shown as JSON.
 HealthCheck = Callable[[], tuple[bool, dict[str, Any]]]
+
+
+def port_taken(port: int, setting: str, error: OSError) -> str:
+    """The one line every service prints when it cannot listen."""
+    return f"port {port} is taken (set {setting}): {error.strerror}"
 
 
 def serve(
@@ -20,8 +26,9 @@ def serve(
 ) -> ThreadingHTTPServer | None:
     """Serve /metrics and /healthz on `port` in a daemon thread; port 0 disables it.
 
-    A port already in use stops the service with one line naming `setting`, exit code 2: a
-    second instance must not run unobserved, nor have its health probe answered by the first.
+    A port already in use stops the service (CannotStart, exit 2) with one line naming
+    `setting`: a second instance must not run unobserved, nor have its health probe answered
+    by the first.
     """
     if port == 0:
         return None
@@ -50,10 +57,6 @@ def serve(
     try:
         server = ThreadingHTTPServer((host, port), Handler)
     except OSError as exc:
-        print(
-            f"invalid setting {setting}: port {port} is not available ({exc.strerror})",
-            file=sys.stderr,
-        )
-        raise SystemExit(2) from None
+        raise CannotStart(port_taken(port, setting, exc)) from None
     threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
     return server

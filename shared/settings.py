@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shared.failures import CannotStart
+
 PRODUCT_ID = re.compile(r"^[A-Z0-9]{2,10}-[A-Z0-9]{2,10}$")
 
 Port = Annotated[int, Field(ge=0, le=65535)]
@@ -99,10 +101,10 @@ def describe(settings_class: type[CommonSettings]) -> str:
 
 
 def load(settings_class: type[Settings]) -> Settings:
-    """Read settings, or exit with one line naming the first bad variable."""
+    """Read settings, or raise CannotStart (exit 2) with one line naming the first bad one."""
     try:
         return settings_class()
     except ValidationError as exc:
         first = exc.errors()[0]
         name = str(first["loc"][0]).upper() if first["loc"] else "settings"
-        raise SystemExit(f"invalid setting {name}: {first['msg']}") from None
+        raise CannotStart(f"invalid setting {name}: {first['msg']}") from None
