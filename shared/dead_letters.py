@@ -6,6 +6,7 @@ rejected it, and (from the consumer) the source topic, partition and offset.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 from confluent_kafka import KafkaError, Message, Producer
@@ -29,13 +30,23 @@ class DeadLetterError(Exception):
 
 
 class DeadLetterPublisher:
-    """Sends dead letters with an idempotent producer and reports failures on `flush`."""
+    """Sends dead letters with an idempotent producer; failures are raised by `flush` and,
+    with `on_result`, reported as each delivery is (the producer never flushes mid-run)."""
 
-    def __init__(self, producer: Producer, topic: str, stage: str) -> None:
+    def __init__(
+        self,
+        producer: Producer,
+        topic: str,
+        stage: str,
+        on_result: Callable[[KafkaError | None], None] | None = None,
+    ) -> None:
         self._producer = producer
         self._topic = topic
         self._stage = stage
-        self._failures: list[str] = []
+        self._on_result = on_result
+        self._failed = 0  # since the last flush
+        self._examples: list[str] = []  # the first few of those, for the error
+        self.resend_purged = True  # a purge moves dead letters off a wedged client, unless closing
 
     def publish(
         self,
@@ -72,15 +83,18 @@ class DeadLetterPublisher:
     def flush(self, timeout_s: float) -> None:
         """Wait until every dead letter is acknowledged, or raise DeadLetterError."""
         remaining = self._producer.flush(timeout_s)
-        failures, self._failures = self._failures, []
-        if remaining or failures:
+        failed, examples = self._failed, self._examples
+        self._failed, self._examples = 0, []
+        if remaining or failed:
             raise DeadLetterError(
-                f"{remaining} dead letters unacknowledged, {len(failures)} failed: {failures[:3]}"
+                f"{remaining} dead letters unacknowledged, {failed} failed: {examples}"
             )
 
     def _delivered(self, headers: Headers, error: KafkaError | None, message: Message) -> None:
-        if error is not None and error.code() in PURGED:  # moved off a stalled producer
-            self._producer.produce(
+        if self._on_result is not None:
+            self._on_result(error)
+        if error is not None and error.code() in PURGED and self.resend_purged:
+            self._producer.produce(  # moved off a stalled producer
                 self._topic,
                 value=message.value(),
                 key=message.key(),
@@ -89,4 +103,6 @@ class DeadLetterPublisher:
                 partition=UNASSIGNED,
             )
         elif error is not None:
-            self._failures.append(str(error))
+            self._failed += 1
+            if len(self._examples) < 3:
+                self._examples.append(str(error))
