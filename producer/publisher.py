@@ -32,7 +32,6 @@ from shared.logs import RepeatedErrors, get_logger
 from shared.partitions import PartitionMap
 from shared.supervision import (
     MISSING_KAFKA_ERRORS,
-    STALL_S,
     ClientWatch,
     Probe,
     Verdict,
@@ -55,7 +54,7 @@ class Publisher:
         partitions: PartitionMap,
         source: str,
         make_producer: ProducerFactory = reliable_producer,
-        stall_s: float = STALL_S,
+        stall_s: float | None = None,
         probe: Probe | None = None,
     ) -> None:
         self.topic = settings.kafka_topic

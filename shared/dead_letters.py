@@ -6,6 +6,8 @@ rejected it, and (from the consumer) the source topic, partition and offset.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from functools import partial
 
@@ -18,8 +20,10 @@ from shared.kafka_clients import (
     HEADER_SOURCE_PARTITION,
     HEADER_SOURCE_TOPIC,
 )
+from shared.supervision import ClientWatch, Verdict, move_waiting
 
 MAX_REASON_CHARS = 500
+FLUSH_STEP_S = 1.0  # how often a waiting flush asks the supervision about its client
 UNASSIGNED = -1  # librdkafka picks the partition from the key
 PURGED = (KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT)
 Headers = list[tuple[str, str | bytes | None]]
@@ -39,8 +43,14 @@ class DeadLetterPublisher:
         topic: str,
         stage: str,
         on_result: Callable[[KafkaError | None], None] | None = None,
+        watch: ClientWatch | None = None,
+        make_producer: Callable[[], Producer] | None = None,
     ) -> None:
         self._producer = producer
+        # With both, `flush` has its own client supervised (shared/supervision.py); the
+        # producer service's dead letters share the publisher's client, supervised there.
+        self._watch = watch
+        self._make_producer = make_producer
         self._topic = topic
         self._stage = stage
         self._on_result = on_result
@@ -81,14 +91,29 @@ class DeadLetterPublisher:
         self._producer = producer
 
     def flush(self, timeout_s: float) -> None:
-        """Wait until every dead letter is acknowledged, or raise DeadLetterError."""
-        remaining = self._producer.flush(timeout_s)
+        """Wait until every dead letter is acknowledged, or raise DeadLetterError (TopicGone
+        when the dead-letter topic was deleted)."""
+        deadline = time.monotonic() + timeout_s
+        remaining = self._producer.flush(min(timeout_s, FLUSH_STEP_S))
+        while remaining and time.monotonic() < deadline:
+            self._supervise()
+            remaining = self._producer.flush(min(FLUSH_STEP_S, deadline - time.monotonic()))
+        if not remaining and self._watch is not None:
+            self._watch.progressed()
         failed, examples = self._failed, self._examples
         self._failed, self._examples = 0, []
         if remaining or failed:
             raise DeadLetterError(
                 f"{remaining} dead letters unacknowledged, {failed} failed: {examples}"
             )
+
+    def _supervise(self) -> None:
+        if self._watch is None or self._make_producer is None:
+            return
+        if self._watch.check(waiting=True) is Verdict.REPLACE:
+            old, self._producer = self._producer, self._make_producer()
+            move_waiting(old)  # each purged dead letter is sent again through the new one
+            threading.Thread(target=old.close, name="retired-dlq", daemon=True).start()
 
     def _delivered(self, headers: Headers, error: KafkaError | None, message: Message) -> None:
         if self._on_result is not None:

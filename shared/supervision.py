@@ -113,14 +113,16 @@ class ClientWatch:
         client: str,
         topic: str,
         probe: Probe,
-        stall_s: float = STALL_S,
-        probe_after_s: float = PROBE_AFTER_S,
+        stall_s: float | None = None,
+        probe_after_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
         self.topic = topic
-        self.stall_s = stall_s
-        self.probe_after_s = min(probe_after_s, stall_s)
+        self.stall_s = STALL_S if stall_s is None else stall_s
+        self.probe_after_s = min(
+            PROBE_AFTER_S if probe_after_s is None else probe_after_s, self.stall_s
+        )
         self._probe = probe
         self._clock = clock
         self._progress_at = clock()

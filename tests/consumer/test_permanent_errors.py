@@ -16,7 +16,7 @@ from tests.consumer.harness import (
     json_lines,
     wait_until_exact,
 )
-from tests.factories import committed, row_count
+from tests.factories import committed, fatal_line, row_count
 
 
 def stderr_lines(service: Service) -> list[str]:
@@ -38,11 +38,11 @@ def test_table_missing_a_column_stops_at_start_with_one_line(
     finally:
         consumer.stop_quietly()
     took = time.monotonic() - started
-    lines = stderr_lines(consumer)
-    assert code != 0, consumer.stderr()
+    assert code == 2, consumer.stderr()
     assert took < 20, f"took {took:.1f} s to give up\n{consumer.stderr()}"
-    assert len(lines) == 1, consumer.stderr()
-    assert "volume_30d" in lines[0] and "`order`" in lines[0], lines[0]
+    assert len(stderr_lines(consumer)) == 2, consumer.stderr()  # structured, then plain
+    line = fatal_line(consumer.stderr_path.read_text(), 2)
+    assert "volume_30d" in line and "`order`" in line, line
     assert row_count(pipeline) == 0
 
 
@@ -61,7 +61,7 @@ def test_bad_setting_exits_with_one_line_naming_it(
     finally:
         consumer.stop_quietly()
     lines = stderr_lines(consumer)
-    assert code != 0, consumer.stderr()
+    assert code == 2, consumer.stderr()
     assert len(lines) == 1, consumer.stderr()
     assert lines[0].startswith(f"invalid setting {name}"), lines[0]
 
@@ -102,14 +102,15 @@ def test_a_writer_that_dies_brings_the_process_down(
         consumer.stop_quietly()
 
     log = consumer.stderr_path.read_text()
-    assert code != 0, consumer.stderr()
+    assert code == 1, consumer.stderr()
     assert took < 25, f"took {took:.1f} s to go down\n{consumer.stderr()}"
-    died = [
-        line for line in json_lines(log) if str(line.get("event", "")).startswith("a writer died")
-    ]
+    died = [line for line in json_lines(log) if line.get("event") == "writer failed"]
     assert len(died) == 1, consumer.stderr()
     assert died[0]["product"] == "BTC-USD", died[0]
-    assert code_in_error in str(died[0]["error"]), died[0]
+    line = fatal_line(log, 1)  # one plain line, no traceback
+    assert line.startswith("writer BTC-USD: MySQL refused the write as " + APP_USER), line
+    assert code_in_error in line, line
+    assert any(entry.get("event") == "consumer stopped" for entry in json_lines(log))
     stopped = {line["product"] for line in json_lines(log) if line.get("event") == "writer stopped"}
     assert stopped == {"ETH-BTC", "BTC-EUR"}, f"the healthy writers should stop cleanly\n{log}"
     assert committed(pipeline) == before, "offsets committed past rows that were not written"
