@@ -32,10 +32,11 @@ TIMEOUT_CODES = frozenset({1969, 3024})
 # Why PyMySQL's ping and not a pool library with pre-ping (SQLAlchemy's pool_pre_ping does the
 # same ping on checkout): the pool here is already bounded and small, the ping is one
 # round-trip (59 us on loopback, half the cheapest query's 116 us), and no new dependency is
-# needed. It is sent only after an idle spell: MariaDB's wait_timeout is at least 1 s, so a
-# connection used within the last second cannot have been timed out; a link broken
-# mid-stream (a restart, KILL) is still dropped when its query fails (`link_broken`).
-PING_AFTER_S = 1.0
+# needed. It is sent only after an idle spell: wait_timeout is at least 1 s, so a connection
+# used within the last half second (margin for the server's clock starting a round-trip
+# earlier) cannot have been timed out; a link broken mid-stream (a restart, KILL) is still
+# dropped when its query fails (`link_broken`).
+PING_AFTER_S = 0.5
 
 Row = tuple[Any, ...]
 log = get_logger("analysis")
