@@ -36,14 +36,16 @@ launch() {
 
 # If a component has exited: stop the rest, name it with its last error line, exit non-zero.
 watch() {
-  local i code last
+  local i code last how
   for i in "${!pids[@]}"; do
     kill -0 "${pids[$i]}" 2>/dev/null && continue
     code=0
     wait "${pids[$i]}" || code=$?
     sleep 0.2  # tee writes the last line a moment after the process ends
     last=$(grep -v '^[[:space:]]*$' "$LOGS/${names[$i]}.err" | tail -n 1 || true)
-    echo "demo: ${names[$i]} exited with code $code: ${last:-(no error output)}" >&2
+    how="exited with code $code"
+    [ "$code" -gt 128 ] && how="$how (killed by $(kill -l $(( code - 128 )) 2>/dev/null || echo a signal))"
+    echo "demo: ${names[$i]} $how: ${last:-(no error output)}" >&2
     echo "demo: stopping the rest; its output is in $LOGS/${names[$i]}.err" >&2
     unset "pids[$i]"
     stop $(( code == 0 ? 1 : code ))
