@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -103,9 +102,7 @@ async def run(config: SimulatorConfig) -> None:
     try:
         await simulator.start()
     except OSError as exc:
-        # asyncio wraps the reason in its own words; the one line gives the system's.
-        reason = OSError(exc.errno, os.strerror(exc.errno)) if exc.errno else exc
-        raise CannotStart(port_taken(config.port, "--port", reason)) from None
+        raise CannotStart(port_taken(config.port, "--port", exc)) from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
