@@ -185,6 +185,11 @@ class PartitionClient:
             self.offsets.retired(old)  # see OffsetCommitter.pending
 
     @property
+    def refused(self) -> bool:
+        """Kafka says the topic or partition is unknown (deleted?): unhealthy at once."""
+        return self._refused
+
+    @property
     def replacements(self) -> int:
         return self.fetch_watch.replacements + self.commit_watch.replacements
 

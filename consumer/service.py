@@ -110,6 +110,8 @@ def writer_problem(writer: PartitionWriter, stalled: bool, loop_age: float) -> s
         return f"failed: {writer.error}"
     if not writer.is_alive():
         return "stopped"
+    if writer.client is not None and writer.client.refused:
+        return "Kafka says its topic or partition is unknown"
     if stalled:
         return "no progress while records wait or errors repeat"
     if loop_age >= HEALTHY_LOOP_AGE_S:

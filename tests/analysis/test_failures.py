@@ -41,20 +41,25 @@ PATHS = (
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "analysis", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "analysis", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @contextmanager
-def serving(
-    services: Services, database: str, log: Path, **overrides: str
-) -> Iterator[str]:
+def serving(services: Services, database: str, log: Path, **overrides: str) -> Iterator[str]:
     """A real `python -m analysis` whose stderr goes to `log`; yields its URL, exits 0."""
     port = free_port()
     env = analysis_env(services, database, ANALYSIS_PORT=str(port), **overrides)
     with log.open("ab") as sink:
-        process = subprocess.Popen([sys.executable, "-m", "analysis"], cwd=ROOT, env=env,
-                                   stderr=sink)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "analysis"], cwd=ROOT, env=env, stderr=sink
+        )
     url = f"http://127.0.0.1:{port}"
 
     def healthy() -> bool:
@@ -96,7 +101,8 @@ def test_a_taken_port_is_one_line_and_exit_2(services: Services) -> None:
         done = run(analysis_env(services, "coinbase", ANALYSIS_PORT=str(port)))
     assert done.returncode == 2
     assert done.stderr.splitlines()[-1] == (
-        f"port {port} is taken (set ANALYSIS_PORT): Address already in use")
+        f"port {port} is taken (set ANALYSIS_PORT): Address already in use"
+    )
     assert "Traceback" not in done.stderr and "uvicorn" not in done.stderr.lower()
 
 
@@ -132,8 +138,10 @@ def idle_timeout_user(services: Services, database: str, seconds: int) -> Iterat
         cursor.execute(f"GRANT SELECT ON `{database}`.`order` TO '{user}'@'%'")
         cursor.execute(
             "SET GLOBAL init_connect = %s",
-            (f"SET SESSION wait_timeout = IF(USER() LIKE '{user}@%%', {seconds}, "
-             "@@SESSION.wait_timeout)",),
+            (
+                f"SET SESSION wait_timeout = IF(USER() LIKE '{user}@%%', {seconds}, "
+                "@@SESSION.wait_timeout)",
+            ),
         )
     try:
         yield user
@@ -145,17 +153,21 @@ def idle_timeout_user(services: Services, database: str, seconds: int) -> Iterat
 
 def sessions(services: Services, user: str) -> int:
     with services.admin() as connection, connection.cursor() as cursor:
-        cursor.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = %s",
-                       (user,))
+        cursor.execute(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = %s", (user,)
+        )
         return int(cursor.fetchone()[0])  # type: ignore[index]
 
 
 def test_connections_the_server_closed_when_idle_are_replaced_not_served(
     services: Services, database: str, tmp_path: Path
 ) -> None:
-    with idle_timeout_user(services, database, seconds=2) as user, serving(
-        services, database, tmp_path / "analysis.log", MYSQL_USER=user, MYSQL_PASSWORD=user
-    ) as url:
+    with (
+        idle_timeout_user(services, database, seconds=2) as user,
+        serving(
+            services, database, tmp_path / "analysis.log", MYSQL_USER=user, MYSQL_PASSWORD=user
+        ) as url,
+    ):
         first = answers(url)
         assert {status for status, _ in first} == {200}
         assert sessions(services, user) >= 1
@@ -178,10 +190,10 @@ def test_without_the_covering_index_queries_answer_and_start_up_warns_once(
         assert answers(url) == indexed  # dropped under the running service: still answers
     with serving(services, database, log) as url:
         assert answers(url) == indexed  # started without it
-    warnings = [json.loads(line) for line in log.read_text().splitlines()
-                if '"warning"' in line]
+    warnings = [json.loads(line) for line in log.read_text().splitlines() if '"warning"' in line]
     assert [(w["event"].split(":")[0], w["index"]) for w in warnings] == [
-        ("index missing", COVERING)] * 2  # once when it vanished, once at the second start
+        ("index missing", COVERING)
+    ] * 2  # once when it vanished, once at the second start
     assert "Traceback" not in log.read_text()
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from ops.http import http_get
 from tests.conftest import APP_USER, Pipeline
 from tests.consumer.harness import (
     Feed,
@@ -16,7 +17,7 @@ from tests.consumer.harness import (
     json_lines,
     wait_until_exact,
 )
-from tests.factories import committed, fatal_line, row_count
+from tests.factories import committed, fatal_line, free_port, row_count
 
 
 def stderr_lines(service: Service) -> list[str]:
@@ -128,3 +129,36 @@ def test_a_writer_that_dies_brings_the_process_down(
     finally:
         consumer.stop_quietly()
     assert_exact(feed, "after the privilege came back")
+
+
+@pytest.mark.timeout(90)
+def test_a_deleted_topic_turns_the_consumer_unhealthy_then_stops_it_with_one_line(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    feed = Feed(pipeline)
+    feed.produce(200)
+    port = free_port()
+    consumer = Service(pipeline, tmp_path, CONSUMER_METRICS_PORT=str(port))
+    health = f"http://127.0.0.1:{port}/healthz"
+    try:
+        consumer.start()
+        wait_until_exact(feed, consumer, 30)
+        admin = pipeline.services.admin_client()
+        admin.delete_topics([pipeline.topic])[pipeline.topic].result()
+        deleted_at = time.monotonic()
+        statuses = []
+        while consumer.alive() and time.monotonic() - deleted_at < 40:
+            statuses.append(http_get(health)[0])
+            time.sleep(0.1)
+        took = time.monotonic() - deleted_at
+        code = consumer.wait(10)
+    finally:
+        consumer.stop_quietly()
+    log = consumer.stderr_path.read_text()
+    assert code == 1, consumer.stderr()
+    assert took < 20, f"took {took:.1f} s to stop\n{consumer.stderr()}"
+    assert 503 in statuses, statuses  # unhealthy before it exits
+    line = fatal_line(log, 1)
+    assert pipeline.topic in line and "gone" in line, line
+    assert log.count("offset commit failed") <= 3, consumer.stderr()
+    assert row_count(pipeline) == 600

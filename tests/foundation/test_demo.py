@@ -36,14 +36,16 @@ def demo_env(pipeline: Pipeline, tmp_path: Path) -> dict[str, str]:
     """The demo on private ports, topics and database (the reader may SELECT its `order`)."""
     with pipeline.services.admin() as connection, connection.cursor() as cursor:
         cursor.execute(f"GRANT SELECT ON `{pipeline.database}`.`order` TO '{READER}'@'%'")
-    return python_env(pipeline.env(
-        SIMULATOR_PORT=str(free_port()),
-        ANALYSIS_PORT=str(free_port()),
-        PRODUCER_METRICS_PORT=str(free_port()),
-        CONSUMER_METRICS_PORT=str(free_port()),
-        DEMO_SECONDS="120",
-        DEMO_LOGS=str(tmp_path / "logs"),
-    ))
+    return python_env(
+        pipeline.env(
+            SIMULATOR_PORT=str(free_port()),
+            ANALYSIS_PORT=str(free_port()),
+            PRODUCER_METRICS_PORT=str(free_port()),
+            CONSUMER_METRICS_PORT=str(free_port()),
+            DEMO_SECONDS="120",
+            DEMO_LOGS=str(tmp_path / "logs"),
+        )
+    )
 
 
 @contextmanager
@@ -51,8 +53,14 @@ def running_demo(demo_env: dict[str, str], tmp_path: Path) -> Iterator[Demo]:
     """`ops/run.sh demo` with `demo_env`; stopped (SIGTERM) at the end if still running."""
     output = tmp_path / "demo.out"
     with output.open("w") as sink:
-        process = subprocess.Popen(["ops/run.sh", "demo"], cwd=ROOT, env=demo_env,
-                                   stdout=sink, stderr=subprocess.STDOUT, text=True)
+        process = subprocess.Popen(
+            ["ops/run.sh", "demo"],
+            cwd=ROOT,
+            env=demo_env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
     demo = Demo(process, int(demo_env["ANALYSIS_PORT"]), output)
     try:
         yield demo
@@ -78,8 +86,9 @@ def descendants(pid: int) -> dict[int, str]:
     while todo:
         child = todo.pop()
         try:
-            found[child] = (Path("/proc") / str(child) / "cmdline").read_bytes().replace(
-                b"\0", b" ").decode()
+            found[child] = (
+                (Path("/proc") / str(child) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            )
         except OSError:
             continue
         todo += children.get(child, [])
@@ -103,12 +112,18 @@ def test_a_killed_component_stops_the_demo_naming_it(
 
 def stops_when_the_simulator_is_killed(run_demo: Demo) -> None:
     url = f"http://127.0.0.1:{run_demo.analysis_port}/healthz"
-    wait_for(lambda: run_demo.process.poll() is None and http_get(url)[0] == 200, 60,
-             "the demo's analysis service")
+    wait_for(
+        lambda: run_demo.process.poll() is None and http_get(url)[0] == 200,
+        60,
+        "the demo's analysis service",
+    )
     components = descendants(run_demo.process.pid)
     simulator = [pid for pid, command in components.items() if "-m simulator" in command]
-    others = [pid for pid, command in components.items() if "-m producer" in command
-              or "-m consumer" in command or "-m analysis" in command]
+    others = [
+        pid
+        for pid, command in components.items()
+        if "-m producer" in command or "-m consumer" in command or "-m analysis" in command
+    ]
     assert len(simulator) == 1 and len(others) == 3, components
     killed = time.monotonic()
     os.kill(simulator[0], signal.SIGKILL)
@@ -128,6 +143,8 @@ def test_a_taken_port_stops_the_demo_with_the_components_line(
         code = run_demo.process.wait(timeout=90)
     assert code == 2  # the analysis service's own code: cannot start
     named = [line for line in run_demo.text().splitlines() if line.startswith("demo: analysis")]
-    assert named == [f"demo: analysis exited with code 2: port {port} is taken "
-                     "(set ANALYSIS_PORT): Address already in use"]
+    assert named == [
+        f"demo: analysis exited with code 2: port {port} is taken "
+        "(set ANALYSIS_PORT): Address already in use"
+    ]
     assert "rows" not in run_demo.text()  # no row counts printed after it died

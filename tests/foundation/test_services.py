@@ -131,8 +131,11 @@ def test_ensure_command_creates_both_topics_and_exits_0(services: Services) -> N
     name = f"test.ensured.{uuid.uuid4().hex[:8]}"
     admin = services.admin_client()
     try:
-        result = ensure_topics(KAFKA_BOOTSTRAP_SERVERS=services.bootstrap, KAFKA_TOPIC=name,
-                               KAFKA_DLQ_TOPIC=name + ".dlq")
+        result = ensure_topics(
+            KAFKA_BOOTSTRAP_SERVERS=services.bootstrap,
+            KAFKA_TOPIC=name,
+            KAFKA_DLQ_TOPIC=name + ".dlq",
+        )
         assert result.returncode == 0, result.stderr
         assert {name, name + ".dlq"} <= set(admin.list_topics(timeout=10).topics)
     finally:
@@ -162,8 +165,13 @@ def test_bad_setting_stops_with_one_line_naming_it(services: Services) -> None:
 
 
 def test_ensure_help_shows_the_exit_code_table() -> None:
-    result = subprocess.run([sys.executable, "-m", "shared.topics", "--help"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, "-m", "shared.topics", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 0
     assert EXIT_CODES_HELP in result.stdout
 

@@ -59,7 +59,8 @@ def test_cli_port_taken_is_one_line_and_exit_2() -> None:
         result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=20)
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        f"port {port} is taken (set --port): Address already in use"]
+        f"port {port} is taken (set --port): Address already in use"
+    ]
 
 
 def test_cli_rejects_bad_options() -> None:
