@@ -48,7 +48,10 @@ def alerts() -> dict[str, dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def promtool_path() -> str:
-    return promtool()
+    try:
+        return promtool()  # Debian's, unpacked on first use (ops/promtool.py)
+    except SystemExit as exc:  # its one-line reason, not the end of the session
+        pytest.fail(str(exc))
 
 
 def run_promtool(path: str, *args: str) -> str:
