@@ -4,8 +4,8 @@
     python ops/promtool.py test rules deploy/monitoring/alerts.test.yml
 
 The package is unpacked into a cache folder rather than installed: installing it would add a
-system user and, where an init system runs, start a Prometheus server, and only the
-statically built promtool is needed. Downloading it needs the package lists (`apt-get
+system user, 90 MB of dependencies and, where an init system runs, a Prometheus server,
+while promtool alone needs nothing but libc. Downloading it needs the package lists (`apt-get
 update`, as root) the first time on a machine.
 """
 
