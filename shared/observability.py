@@ -38,6 +38,7 @@ def serve(
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             if self.path == "/metrics":
+                health()  # it sets the stall gauges: current at every scrape
                 self._reply(200, CONTENT_TYPE_LATEST, generate_latest())
             elif self.path in ("/healthz", "/health"):
                 healthy, details = health()
