@@ -56,6 +56,7 @@ class Outcome:
     unclean_exits: int = 0  # a SIGTERM answered with another code than 0, or a crash
     rows_at_fault: int = 0  # rows when the fault struck (the last kill, a service stopped)
     records: int = 0  # in the topic at the end: whether missing rows ever reached Kafka
+    note: str = ""  # how the services met the fault, when they must stop on it
 
     @property
     def lost(self) -> int:
@@ -156,6 +157,7 @@ class Run:
     ticks: int  # trade ticks the feed will make
     rows_at_fault: int = 0
     crashes: int = 0  # the consumer had exited on its own when a fault came for it
+    fault_note: str = ""  # how the services met a fault they cannot ride out
 
     def start(self, module: str, **env: str) -> subprocess.Popen[bytes]:
         return self.pipeline.start(module, env=self.env | env, logs=self.logs)
@@ -222,6 +224,7 @@ def run_drill(
             unclean_exits=sum(code != 0 for code in codes) + run.crashes,
             rows_at_fault=run.rows_at_fault,
             records=sum(pipeline.end_offsets()),
+            note=run.fault_note,
         )
         expected_dead = len(simulator.sent_malformed()) + bad_records
         assert outcome.dead_letters >= expected_dead, "dead letters went missing"

@@ -67,6 +67,7 @@ class Publisher:
         self.undelivered = 0  # ticks Kafka refused or never acknowledged
         self.dead_letters_undelivered = 0
         self._refused = False  # Kafka said the topic or partition is unknown; no ack since
+        self._moving = False  # purge reports now mean "send again through the new client"
         self._settings = settings
         self._source = source.encode()
         self._make_producer = make_producer
@@ -144,7 +145,6 @@ class Publisher:
         """Stop the delivery thread, then flush: returns the ticks never delivered, in all."""
         self._stop.set()
         self._poller.join()  # no replacement may swap the client under the flush
-        self.dead_letters.resend_purged = False
         left = int(self._producer.flush(timeout_s))
         if left:  # each purged tick is counted by its delivery report
             self._producer.purge(in_queue=True, in_flight=True, blocking=False)
@@ -180,7 +180,11 @@ class Publisher:
         )
         old, self._producer = self._producer, self._new_producer()
         self.dead_letters.use(self._producer)
-        left = move_waiting(old)
+        self._moving = self.dead_letters.moving = True
+        try:
+            left = move_waiting(old)
+        finally:
+            self._moving = self.dead_letters.moving = False
         if left:  # librdkafka counts its own requests too: these may not all be ticks
             log.warning("the replaced producer still holds messages or requests", held=left)
         # Closed aside: librdkafka waits for its threads, which a wedged client may delay.
@@ -201,7 +205,7 @@ class Publisher:
             latency = message.latency()  # since produce(), called as the frame arrived
             if latency is not None:
                 metrics.DELIVERY_SECONDS.observe(latency)
-        elif error.code() in PURGED and not self._stop.is_set():  # moved off a stalled client
+        elif error.code() in PURGED and self._moving:  # moved off a stalled client
             self._resend(message, headers, product)
         else:
             self._not_delivered(product, error)
@@ -220,7 +224,7 @@ class Publisher:
         if error is None:
             self.watch.progressed()
             metrics.DEAD_LETTERS.inc()
-        elif error.code() not in PURGED or self._stop.is_set():
+        elif error.code() not in PURGED or not self._moving:
             self.dead_letters_undelivered += 1
             metrics.DEAD_LETTERS_FAILED.inc()
             self._errors.add(f"dead letter {error.name()}", error=error.str())

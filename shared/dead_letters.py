@@ -56,7 +56,7 @@ class DeadLetterPublisher:
         self._on_result = on_result
         self._failed = 0  # since the last flush
         self._examples: list[str] = []  # the first few of those, for the error
-        self.resend_purged = True  # a purge moves dead letters off a wedged client, unless closing
+        self.moving = False  # purge reports now mean "send again through the new client"
 
     def publish(
         self,
@@ -112,13 +112,17 @@ class DeadLetterPublisher:
             return
         if self._watch.check(waiting=True) is Verdict.REPLACE:
             old, self._producer = self._producer, self._make_producer()
-            move_waiting(old)  # each purged dead letter is sent again through the new one
+            self.moving = True
+            try:
+                move_waiting(old)  # each purged dead letter is sent again through the new one
+            finally:
+                self.moving = False
             threading.Thread(target=old.close, name="retired-dlq", daemon=True).start()
 
     def _delivered(self, headers: Headers, error: KafkaError | None, message: Message) -> None:
         if self._on_result is not None:
             self._on_result(error)
-        if error is not None and error.code() in PURGED and self.resend_purged:
+        if error is not None and error.code() in PURGED and self.moving:
             self._producer.produce(  # moved off a stalled producer
                 self._topic,
                 value=message.value(),

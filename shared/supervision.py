@@ -31,9 +31,9 @@ from shared.failures import Fatal
 from shared.kafka_clients import admin_client
 from shared.settings import CommonSettings
 
-PROBE_AFTER_S = 3.0  # no progress this long while work waits: ask the cluster
+PROBE_AFTER_S = 1.0  # no progress this long while work waits: ask the cluster (cheap)
 STALL_S = 15.0  # the topic is there but no progress this long: the client is wedged
-MISSING_GRACE_S = 5.0  # a topic or partition missing this long is gone
+MISSING_GRACE_S = 3.0  # a topic or partition missing this long is gone (not being created)
 PROBE_TIMEOUT_S = 5.0
 MOVE_TIMEOUT_S = 5.0
 
