@@ -23,11 +23,11 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from producer import metrics
+from producer import metrics, oversize
 from producer.settings import ProducerSettings
-from shared.dead_letters import PURGED, DeadLetterPublisher, Headers
+from shared.dead_letters import DEAD_LETTER_KEEP_BYTES, PURGED, DeadLetterPublisher, Headers
 from shared.kafka_clients import (
     HEADER_RECEIVED_NS,
     HEADER_SOURCE,
@@ -82,6 +82,8 @@ class Publisher:
             "queue.buffering.max.messages": settings.producer_buffer_messages,
             "queue.buffering.max.kbytes": 1024 * 1024,
             "message.timeout.ms": settings.producer_delivery_timeout_ms,
+            # Checked before compression: any frame the feed reads may go to the broker.
+            "message.max.bytes": oversize.client_max_bytes(settings.feed_max_frame_bytes),
             "error_cb": self._client_error,
         }
         return self._make_producer(settings, **options)
@@ -101,6 +103,11 @@ class Publisher:
             )
         except BufferError:
             self._drop_buffer_full(product)
+            return False
+        except KafkaException as exc:  # over the client's message.max.bytes
+            if not oversize.too_large(exc.args[0]):
+                raise
+            self._dead_letter_too_large(frame, product, partition, exc.args[0].str())
             return False
         metrics.TICKS_ENQUEUED.add(product)
         return True
@@ -171,6 +178,9 @@ class Publisher:
         if error is not None and error.code() in PURGED:  # moved off a stalled producer
             self._resend(message, headers, product)
             return
+        if oversize.too_large(error):
+            self._refused_too_large(message, headers, product, error)
+            return
         if error is None:
             self.kafka_reachable = True
             metrics.TICKS_OUT.add(product)
@@ -193,6 +203,61 @@ class Publisher:
             )
         except BufferError:
             self._drop_buffer_full(product)
+
+    def _refused_too_large(
+        self, message: Message, headers: Headers, product: str, error: KafkaError
+    ) -> None:
+        """The broker refused a batch over the topic's max.message.bytes. A tick-sized frame
+        in it was only batched with a big one: it is sent once more. The big one is cut and
+        dead-lettered (sent whole again it would be refused again)."""
+        frame = message.value() or b""
+        if len(frame) > oversize.LARGE_FRAME_BYTES:
+            self._dead_letter_too_large(frame, product, message.partition(), error.str())
+            return
+        metrics.LARGE_FRAMES.labels(event="resent").inc()
+        oversize.LOG.warning("tick batched with a frame Kafka refused; sent again", product=product)
+        try:
+            self._producer.produce(
+                message.topic() or self.topic,
+                value=frame,
+                key=message.key(),
+                partition=message.partition() or 0,
+                headers=headers,
+                on_delivery=partial(self._delivered_again, headers),
+            )
+        except BufferError:
+            self._drop_buffer_full(product)
+
+    def _delivered_again(
+        self, headers: Headers, error: KafkaError | None, message: Message
+    ) -> None:
+        """A tick sent again after a too-large refusal: refused twice, it is a dead letter."""
+        if oversize.too_large(error):
+            product = self._products[message.partition() or 0]
+            frame = message.value() or b""
+            self._dead_letter_too_large(frame, product, message.partition(), error.str())
+        else:
+            self._delivered(headers, error, message)
+
+    def _dead_letter_too_large(
+        self, frame: bytes, product: str, partition: int | None, error: str
+    ) -> None:
+        """Kafka won't take `frame`: its head goes to the dead letters, with why and its length."""
+        reason = f"refused by Kafka as too large ({len(frame)} bytes): {error}"
+        try:
+            self.dead_letters.publish(frame, reason, key=product.encode(), partition=partition)
+        except BufferError:
+            self._drop_buffer_full(product)
+            return
+        metrics.LARGE_FRAMES.labels(event="dead_lettered").inc()
+        metrics.DEAD_LETTERS.inc()
+        oversize.LOG.warning(
+            "frame refused by Kafka as too large; dead-lettered, truncated",
+            product=product,
+            size=len(frame),
+            kept=min(len(frame), DEAD_LETTER_KEEP_BYTES),
+            error=error,
+        )
 
     def _client_error(self, error: KafkaError) -> None:
         # Not on every _TRANSPORT error: a broker closing an idle connection raises one too.

@@ -8,7 +8,7 @@ import signal
 import time
 from typing import Any
 
-from producer import metrics
+from producer import metrics, oversize
 from producer.feed import Feed, FeedState
 from producer.publisher import Publisher
 from producer.router import (
@@ -45,6 +45,8 @@ class FrameDispatcher:
 
     def __call__(self, frame: bytes, received_ns: int, connection: str) -> bool:
         metrics.CONNECTION_FRAMES.add(connection)
+        if len(frame) > oversize.LARGE_FRAME_BYTES:
+            oversize.received(len(frame))  # counted and logged, then handled like any frame
         repeated = self.published.product(frame)
         if repeated is not None:  # another connection's copy of a published tick
             metrics.FRAMES.add("ticker")

@@ -1,0 +1,74 @@
+"""Frames far larger than a ticker: the Kafka client's size limit, and one log line per kind.
+
+A ticker is about 450 bytes, but a valid one may carry a large extra field. The feed reads
+messages up to `FEED_MAX_FRAME_BYTES` and publishes every ticker raw, whatever its size:
+lz4 makes most large frames fit the topic's `max.message.bytes` (1 MiB by default, checked
+on the compressed batch). A frame Kafka still refuses goes to the dead-letter topic,
+truncated, with its reason and original length (shared/dead_letters.py). Each of these
+events is counted in `producer_large_frames_total{event}` and logged at most once per
+`LOG_INTERVAL_S` per kind, with the count since the previous line: never a line per frame.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, TypeGuard
+
+from confluent_kafka import KafkaError
+
+from producer import metrics
+from shared.logs import get_logger
+
+log = get_logger(__name__)
+
+# No feed message comes near this in normal operation: a frame above it is counted and logged.
+LARGE_FRAME_BYTES = 64 * 1024
+# librdkafka refuses a message above its own `message.max.bytes` (1 MB by default) before
+# compressing it: the producer's limit is the feed's, plus room for the key and headers.
+CLIENT_HEADROOM_BYTES = 64 * 1024
+# The broker's answers for a record batch over the topic's limit (per record / per batch).
+TOO_LARGE = (KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE)
+LOG_INTERVAL_S = 10.0
+
+
+def client_max_bytes(feed_max_frame_bytes: int) -> int:
+    """The Kafka producer's `message.max.bytes`: every frame the feed may hand on fits."""
+    return feed_max_frame_bytes + CLIENT_HEADROOM_BYTES
+
+
+def too_large(error: KafkaError | None) -> TypeGuard[KafkaError]:
+    return error is not None and error.code() in TOO_LARGE
+
+
+class IntervalLog:
+    """At most one line per kind of event per `interval_s`; each says how many it stands for."""
+
+    def __init__(self, interval_s: float = LOG_INTERVAL_S) -> None:
+        self.interval_s = interval_s
+        self._lock = threading.Lock()  # the event loop and the delivery thread both report
+        self._logged_at: dict[str, float] = {}
+        self._unlogged: dict[str, int] = {}
+
+    def warning(self, event: str, **fields: Any) -> bool:
+        """Count one `event`; log it (with `frames`, the count) if its interval has passed."""
+        now = time.monotonic()
+        with self._lock:
+            count = self._unlogged.get(event, 0) + 1
+            last = self._logged_at.get(event)
+            if last is not None and now - last < self.interval_s:
+                self._unlogged[event] = count
+                return False
+            self._logged_at[event] = now
+            self._unlogged[event] = 0
+        log.warning(event, frames=count, **fields)
+        return True
+
+
+LOG = IntervalLog()
+
+
+def received(size: int) -> None:
+    """A frame above LARGE_FRAME_BYTES came in: counted and (rarely) logged; handled as usual."""
+    metrics.LARGE_FRAMES.labels(event="received").inc()
+    LOG.warning("large frame received; handled like any other", size=size)
