@@ -20,10 +20,13 @@ from confluent_kafka.admin import NewTopic
 from prometheus_client import REGISTRY
 
 from ops.pipeline import PRODUCTS, create_topic
+from producer.oversize import IntervalLog
 from producer.publisher import Publisher
 from producer.settings import ProducerSettings
 from shared.dead_letters import DEAD_LETTER_KEEP_BYTES
+from shared.failures import CannotStart
 from shared.partitions import PartitionMap
+from shared.settings import load
 from simulator import SimulatorConfig, SimulatorThread
 from tests.conftest import Pipeline, Services
 from tests.factories import read_all, start_service, stop_service, ticker
@@ -169,3 +172,20 @@ def test_a_frame_kafka_refuses_is_dead_lettered_truncated_and_its_batch_still_de
     # The broker refuses the whole batch: the ticks batched with the big frame go again.
     resent = large_frames("resent") - before_counts["resent"]
     assert resent > 0 if where == "broker" else resent == 0
+
+
+@pytest.mark.parametrize("value", ["65535", str(256 * 2**20 + 1), "16MiB"])
+def test_feed_max_frame_bytes_is_validated(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("FEED_MAX_FRAME_BYTES", value)
+    with pytest.raises(CannotStart, match=r"^invalid setting FEED_MAX_FRAME_BYTES"):
+        load(ProducerSettings)
+
+
+def test_one_log_line_per_kind_per_interval(capsys: pytest.CaptureFixture[str]) -> None:
+    log = IntervalLog(interval_s=0.2)
+    assert [log.warning("big", size=n) for n in range(5)] == [True, False, False, False, False]
+    assert log.warning("other")  # its own kind, its own interval
+    time.sleep(0.25)
+    assert log.warning("big", size=9)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "big" in line]
+    assert len(lines) == 2 and "frames=5" in lines[1]  # this one and the four unlogged

@@ -38,6 +38,7 @@ def test_help_prints_usage_and_exits_without_starting(module: str) -> None:
     assert time.monotonic() - started < 20
     if module == "producer":
         assert b"FEED_CONNECTIONS" in done.stdout and b"exit codes" in done.stdout
+        assert b"FEED_MAX_FRAME_BYTES             default: 16777216" in done.stdout
 
 
 @pytest.fixture
