@@ -16,6 +16,7 @@ import time
 from typing import Any, TypeGuard
 
 from confluent_kafka import KafkaError
+from prometheus_client import REGISTRY
 
 from producer import metrics
 from shared.logs import get_logger
@@ -72,3 +73,9 @@ def received(size: int) -> None:
     """A frame above LARGE_FRAME_BYTES came in: counted and (rarely) logged; handled as usual."""
     metrics.LARGE_FRAMES.labels(event="received").inc()
     LOG.warning("large frame received; handled like any other", size=size)
+
+
+def dead_lettered() -> int:
+    """How many frames Kafka refused as too large went to the dead letters (for the summary)."""
+    found = REGISTRY.get_sample_value("producer_large_frames_total", {"event": "dead_lettered"})
+    return int(found or 0)

@@ -93,7 +93,9 @@ class FrameDispatcher:
             metrics.MISSED_TRADES.add(tick.product, verdict.trade_gap)
         self._note_outage(tick)
         self.publisher.publish(frame, tick.product, tick.partition, received_ns)
-        if tick.sequence is not None:  # a frame without one is not a repeat by the contract
+        # A frame without a sequence is not a repeat by the contract. A large one is not kept
+        # by its bytes (2,000 of 16 MiB would be 32 GB): its copies meet the sequence check.
+        if tick.sequence is not None and len(frame) <= oversize.LARGE_FRAME_BYTES:
             self.published.add(frame, tick.product)
 
     def _note_outage(self, tick: Tick) -> None:
@@ -174,6 +176,7 @@ async def run(settings: ProducerSettings) -> int:
         delivered=dict(metrics.TICKS_OUT.values),
         failed=dict(metrics.DELIVERY_FAILURES.values),
         dropped_buffer_full=dict(metrics.DROPPED_BUFFER_FULL.values),
+        dead_lettered_too_large=oversize.dead_lettered(),  # refused by Kafka: in the DLQ, cut
         unacknowledged=remaining,
     )
     if remaining:
