@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Message
 from confluent_kafka.admin import NewTopic
 from prometheus_client import REGISTRY
 
@@ -64,9 +65,8 @@ def large_frames(event: str) -> float:
     return found or 0.0
 
 
-def header(message: object, name: str) -> bytes | None:
-    headers = dict(message.headers() or [])  # type: ignore[attr-defined]
-    value = headers.get(name)
+def header(message: Message, name: str) -> bytes | None:
+    value = dict(message.headers() or []).get(name)
     return value if value is None or isinstance(value, bytes) else str(value).encode()
 
 
@@ -77,7 +77,7 @@ def test_a_2_mib_ticker_between_ticks_costs_no_tick_and_not_the_connection(
 ) -> None:
     # Two 2 MiB valid tickers mid-stream: one lz4 makes small (published), one it can't
     # (Kafka's 1 MiB default refuses it: dead-lettered, truncated). On one connection nothing
-    # else can cover for a lost session; with two, each big frame comes twice, goes once.
+    # else can cover for a lost session; with two, a big frame that comes twice goes once.
     lines = capture(
         tmp_path / "feed.jsonl", 200, {151: compressible_field(), 402: incompressible_field()}
     )
