@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 
 .PHONY: venv services-up services-down services-status schema topics test lint \
         run demo producer consumer simulator analysis bench drill lock clean \
-        build-producer build-consumer build-analysis push compose-config cfn-lint
+        build-producer build-consumer build-analysis push compose-config cfn-lint alerts
 
 venv: $(INSTALLED)
 
@@ -98,6 +98,11 @@ push: build-producer build-consumer build-analysis   ## log in first, e.g. aws e
 
 compose-config:       ## docker compose's own check of every profile (needs the compose plugin; make test checks the schema everywhere)
 	$(DOCKER) compose --profile demo --profile monitoring --profile per-instrument config -q
+
+# ---------------------------------------------------------------- monitoring (`make test` runs these too)
+alerts: venv          ## promtool (Debian's, unpacked when missing): config and rules checked, the rules' unit tests
+	$(PY) ops/promtool.py check config deploy/monitoring/prometheus.yml
+	$(PY) ops/promtool.py test rules deploy/monitoring/alerts.test.yml
 
 # ---------------------------------------------------------------- AWS (offline checks; `make test` runs them too)
 cfn-lint: venv        ## lint deploy/cloudformation/pipeline.yml against AWS's resource specifications

@@ -11,18 +11,14 @@ from confluent_kafka import KafkaException
 from consumer import backfill, service
 from consumer.preflight import PreflightError, choose_write_path
 from consumer.settings import ConsumerSettings
+from shared.failures import EXIT_CODES_HELP, CannotStart, run_command
 from shared.logs import configure_logging
 from shared.settings import describe, load
 from shared.topics import TopicError, ensure_all
 
-EXIT_CODES = """exit codes:
-  0  stopped by SIGTERM/SIGINT after the batch in hand (backfill: the range is written)
-  1  a writer died (permanent error: privileges, schema, unexpected warnings)
-  2  cannot start: a setting, the table, the topic or MYSQL_BULK_LOAD=on refused"""
-
 
 def parser() -> argparse.ArgumentParser:
-    epilog = f"{describe(ConsumerSettings)}\n\n{EXIT_CODES}"
+    epilog = f"{describe(ConsumerSettings)}\n\n{EXIT_CODES_HELP}"
     formatter = argparse.RawDescriptionHelpFormatter
     top = argparse.ArgumentParser(
         prog="python -m consumer",
@@ -48,14 +44,18 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    command = "consumer backfill" if args.command == "backfill" else "consumer"
+    return run_command(command, lambda: start(args))
+
+
+def start(args: argparse.Namespace) -> int:
     settings = load(ConsumerSettings)
     configure_logging(settings.log_format, settings.log_level)
     try:
         ensure_all(settings)
         path = choose_write_path(settings)
     except (PreflightError, TopicError, KafkaException) as exc:
-        print(f"consumer cannot start: {exc}", file=sys.stderr)
-        return 2
+        raise CannotStart(f"consumer cannot start: {exc}") from None
     if args.command == "backfill":
         return backfill.backfill(settings, path, args.since, args.until, args.summary_json)
     return service.run(settings, path)

@@ -21,6 +21,7 @@ from consumer.service import new_writer, stop_on_signals, supervise
 from consumer.settings import ConsumerSettings
 from consumer.sink import WritePath
 from consumer.writer import PartitionWriter
+from shared.failures import CannotStart, ExitCode, Fatal
 from shared.kafka_clients import pinned_consumer
 from shared.logs import get_logger
 from shared.partitions import PartitionMap
@@ -41,7 +42,7 @@ def parse_time(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise SystemExit(f"not an ISO-8601 time: {text!r}") from None
+        raise CannotStart(f"not an ISO-8601 time: {text!r}") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -110,11 +111,18 @@ def backfill(
     ]
     for item in ranges:
         log.info("backfill range", product=item.product, start=item.start, end=item.end)
-    status = supervise(writers, stop, settings.shutdown_timeout_s)
+    failure: Fatal | None = None
+    try:
+        supervise(writers, stop, settings.shutdown_timeout_s)
+    except Fatal as exc:
+        failure = exc
+    status = ExitCode.OK if failure is None else failure.code
     print_summary(ranges, writers)
     if summary_json is not None:
         summary = summarise(ranges, writers, path, time.monotonic() - started, status)
         summary_json.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+    if failure is not None:
+        raise failure
     return status
 
 

@@ -33,6 +33,11 @@ END_TO_END_SECONDS = Histogram(
     ["product"],
     buckets=(0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 5, 30),
 )
+WRITER_STALLED = Gauge(
+    "consumer_writer_stalled",
+    "1 while /healthz reports the writer failed, or without progress for HEALTH_STALL_S",
+    ["product"],
+)
 LAG = Gauge("consumer_lag_records", "Records in the partition not yet written", ["product"])
 LAST_COMMIT = Gauge(
     "consumer_last_commit_timestamp_seconds", "When the last batch was committed", ["product"]

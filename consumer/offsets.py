@@ -8,9 +8,9 @@ interval (about a second of ticks, or one backlog batch more); the primary key
 Commits are asynchronous, one in flight at a time, so the writer never waits on the broker.
 After a broker outage librdkafka can stay "waiting for coordinator" for good: commits then
 go unanswered (or a synchronous one blocks for the 45 s session timeout and fails). So a
-commit unanswered for `COMMIT_ANSWER_TIMEOUT_S`, or several failing in a row, make the
-committer `stuck`, and the writer replaces its Kafka consumer (consumer/writer.py). The
-replaced one may still send a commit it held while it closes, and librdkafka may still
+commit unanswered, or failing, counts as work waiting without progress (`awaiting`), and
+shared/supervision.py decides when the Kafka consumer is replaced (consumer/partition_client.py).
+The replaced one may still send a commit it held while it closes, and librdkafka may still
 retry a commit it reported failed, after newer ones (the broker drill saw a partition's
 offset left 170 to 285 behind): until the replaced consumer is closed, and for
 `RECOMMIT_S` after either, what is stored is committed again every interval.
@@ -19,6 +19,7 @@ offset left 170 to 285 behind): until the replaced consumer is closed, and for
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
@@ -27,7 +28,6 @@ from consumer import metrics
 
 COMMIT_INTERVAL_S = 1.0
 COMMIT_ANSWER_TIMEOUT_S = 10.0  # a healthy broker answers in milliseconds
-FAILURES_BEFORE_STUCK = 3
 RECOMMIT_S = 30.0  # after a failed commit or a replaced consumer: commit every interval
 
 
@@ -41,10 +41,12 @@ class OffsetCommitter:
         product: str,
         log: Any,
         interval_s: float = COMMIT_INTERVAL_S,
+        on_answer: Callable[[bool], None] = lambda _ok: None,
     ) -> None:
         self._topic, self._partition = topic, partition
         self._log = log
         self._interval_s = interval_s
+        self._on_answer = on_answer  # True for an acknowledged commit, False for a failed one
         self._commits = metrics.OFFSET_COMMITS.labels(product=product)  # the same series
         self.stored: int | None = None  # next offset after the rows MySQL committed
         self.acknowledged: int | None = None  # what the broker confirmed
@@ -92,10 +94,9 @@ class OffsetCommitter:
             return
         self._commits.inc()
 
-    def stuck(self, now: float) -> bool:
-        """Whether commits go unanswered or keep failing: the consumer needs replacing."""
-        overdue = self._in_flight is not None and now - self._sent_at > COMMIT_ANSWER_TIMEOUT_S
-        return overdue or self._failures >= FAILURES_BEFORE_STUCK
+    def awaiting(self) -> bool:
+        """Whether a commit waits for its answer, or the last ones failed."""
+        return self._in_flight is not None or self._failures > 0
 
     def restart(self) -> None:
         """Forget the commit in flight (its consumer is gone); commit again at once."""
@@ -116,7 +117,8 @@ class OffsetCommitter:
         """Synchronous commit of what is stored (shutdown); raises KafkaException on failure."""
         if not self.pending or self.stored is None:
             return
-        if self.stuck(time.monotonic()):  # a synchronous commit would block, then fail
+        overdue = time.monotonic() - self._sent_at > COMMIT_ANSWER_TIMEOUT_S
+        if self._in_flight is not None and overdue:  # a synchronous one would block, then fail
             raise KafkaException(KafkaError(KafkaError._WAIT_COORD, "commits go unanswered"))
         stored = self.stored
         done = consumer.commit(offsets=[self._offset(stored)], asynchronous=False)
@@ -139,11 +141,14 @@ class OffsetCommitter:
             else:
                 self._failures = 0
                 self.acknowledged = max(self.acknowledged or 0, item.offset)
+                self._on_answer(True)
 
     def _failed(self, error: str) -> None:
         self._failures += 1
         self._recommit_until = time.monotonic() + RECOMMIT_S
-        self._log.warning("offset commit failed; retrying", error=error)
+        if self._failures == 1:  # the rest of a run of failures shows in `awaiting` and health
+            self._log.warning("offset commit failed; retrying", error=error)
+        self._on_answer(False)
 
     def _offset(self, offset: int) -> TopicPartition:
         return TopicPartition(self._topic, self._partition, offset)

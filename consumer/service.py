@@ -1,7 +1,8 @@
 """`python -m consumer`: one pinned writer thread per owned product until SIGTERM/SIGINT.
 
-A writer that dies stops the others (after their batch in hand) and the process exits 1:
-all owned instruments written, or none, never two of three silently.
+A writer that fails for good stops the others (after their batch in hand) and the process
+exits with that failure's code and line (shared/failures.py): all owned instruments
+written, or none, never two of three silently. The closing summary is logged on every exit.
 """
 
 from __future__ import annotations
@@ -12,14 +13,17 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from consumer import metrics
 from consumer.settings import ConsumerSettings
 from consumer.sink import MySQLOrderSink, WritePath
 from consumer.writer import HEALTHY_LOOP_AGE_S, PartitionWriter
 from shared.dead_letters import DeadLetterPublisher
-from shared.kafka_clients import cluster_answers, pinned_consumer, reliable_producer
+from shared.failures import ExitCode, Fatal
+from shared.kafka_clients import pinned_consumer, reliable_producer
 from shared.logs import get_logger
 from shared.observability import serve
 from shared.partitions import PartitionMap
+from shared.supervision import ClientWatch, topic_probe
 
 log = get_logger(__name__)
 
@@ -43,6 +47,17 @@ def new_writer(
     """A writer for `product` on its PRODUCTS-order partition, with real Kafka and MySQL."""
     partition = PartitionMap(settings.products).partition(product)
     assert partition is not None  # settings checked CONSUMER_PRODUCTS against PRODUCTS
+    dlq = settings.kafka_dlq_topic
+
+    def dead_letters() -> DeadLetterPublisher:
+        return DeadLetterPublisher(
+            reliable_producer(settings),
+            dlq,
+            stage="consumer",
+            watch=ClientWatch("dead_letters", dlq, topic_probe(settings, dlq, 1)),
+            make_producer=lambda: reliable_producer(settings),
+        )
+
     return PartitionWriter(
         settings,
         product,
@@ -52,61 +67,84 @@ def new_writer(
         make_consumer=lambda group, on_commit: pinned_consumer(
             settings, group, on_commit=on_commit
         ),
-        dead_letters=lambda: DeadLetterPublisher(
-            reliable_producer(settings), settings.kafka_dlq_topic, stage="consumer"
-        ),
-        cluster_answers=lambda: cluster_answers(settings, settings.kafka_topic),
+        dead_letters=dead_letters,
+        probe=topic_probe(settings, settings.kafka_topic, partition + 1),
         **options,
     )
 
 
 def health(
-    writers: Sequence[PartitionWriter], path: WritePath | None = None
+    writers: Sequence[PartitionWriter], stall_s: float, path: WritePath | None = None
 ) -> tuple[bool, dict[str, Any]]:
     now = time.monotonic()
-    details = {
-        writer.product: {
+    details = {}
+    problems = []
+    for writer in writers:
+        stalled_s = writer.stalled_for(now)
+        loop_age = now - writer.status.last_loop
+        problem = writer_problem(writer, stalled_s >= stall_s, loop_age)
+        metrics.WRITER_STALLED.labels(product=writer.product).set(int(problem is not None))
+        if problem is not None:
+            problems.append(f"writer {writer.product}: {problem}")
+        details[writer.product] = {
             "alive": writer.is_alive(),
             "partition": writer.partition,
             "state": writer.status.state,
             "lag": writer.status.lag,
-            "seconds_since_loop": round(now - writer.status.last_loop, 3),
+            "seconds_since_loop": round(loop_age, 3),
+            "seconds_without_progress": round(stalled_s, 1),
             "next_offset": writer.status.next_offset,
+            "problem": problem,
         }
-        for writer in writers
-    }
-    healthy = all(
-        writer.is_alive() and now - writer.status.last_loop < HEALTHY_LOOP_AGE_S
-        for writer in writers
-    )
     extra = {"write_path": path.chosen} if path is not None else {}
-    return healthy, {"products": [w.product for w in writers], **extra, "writers": details}
+    return not problems, {
+        "reason": "; ".join(problems) or None,
+        "products": [w.product for w in writers],
+        **extra,
+        "writers": details,
+    }
+
+
+def writer_problem(writer: PartitionWriter, stalled: bool, loop_age: float) -> str | None:
+    if writer.error is not None:
+        return f"failed: {writer.error}"
+    if not writer.is_alive():
+        return "stopped"
+    if writer.client is not None and writer.client.refused:
+        return "Kafka says its topic or partition is unknown"
+    if stalled:
+        return "no progress while records wait or errors repeat"
+    if loop_age >= HEALTHY_LOOP_AGE_S:
+        return f"its loop has not turned for {loop_age:.0f} s"
+    return None
 
 
 def supervise(writers: Sequence[PartitionWriter], stop: threading.Event, timeout_s: float) -> int:
-    """Wait for the writers; 0 when they all ended cleanly, 1 when one died."""
+    """Run the writers until `stop`, or one fails; 0, or raise the first failure as Fatal."""
     for writer in writers:
         writer.start()
-    while any(writer.is_alive() for writer in writers):
-        dead = [writer for writer in writers if writer.error is not None]
-        if dead and not stop.is_set():
-            log.error(
-                "a writer died; stopping the others",
-                product=dead[0].product,
-                error=repr(dead[0].error),
-            )
-            stop.set()
-        if stop.is_set():
+    while any(writer.is_alive() for writer in writers) and not stop.is_set():
+        if any(writer.error is not None for writer in writers):
+            stop.set()  # the others finish their batch in hand, commit, and stop
             break
-        time.sleep(0.2)
+        time.sleep(0.1)
     deadline = time.monotonic() + timeout_s
     for writer in writers:
         writer.join(max(0.0, deadline - time.monotonic()))
+    log.info(
+        "consumer stopped",
+        written={w.product: w.counts.written for w in writers},
+        duplicates={w.product: w.counts.duplicates for w in writers},
+        dead_letters={w.product: w.counts.dead_letters for w in writers},
+        next_offsets={w.product: w.status.next_offset for w in writers},
+    )
+    failed = [writer.error for writer in writers if writer.error is not None]
+    if failed:
+        raise failed[0]
     stuck = [writer.product for writer in writers if writer.is_alive()]
     if stuck:
-        log.error("writers did not stop in time", products=stuck)
-        return 1
-    return 1 if any(writer.error is not None for writer in writers) else 0
+        raise Fatal(f"writers did not stop within SHUTDOWN_TIMEOUT_S: {', '.join(stuck)}")
+    return ExitCode.OK
 
 
 def run(settings: ConsumerSettings, path: WritePath) -> int:
@@ -115,7 +153,7 @@ def run(settings: ConsumerSettings, path: WritePath) -> int:
     writers = [new_writer(settings, product, stop, path) for product in settings.owned_products]
     serve(
         settings.consumer_metrics_port,
-        lambda: health(writers, path),
+        lambda: health(writers, settings.health_stall_s, path),
         setting="CONSUMER_METRICS_PORT",
     )
     log.info(

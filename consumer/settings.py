@@ -23,6 +23,8 @@ class ConsumerSettings(MySQLSettings):
     batch_max_rows: int = Field(2000, ge=1, le=100_000)  # bigger batches only cost memory
     batch_max_wait_ms: int = Field(20, ge=0, le=60_000)
     shutdown_timeout_s: float = Field(20.0, gt=0)
+    # /healthz answers 503 once a writer has not advanced this long while records wait.
+    health_stall_s: float = Field(30.0, gt=0)
 
     @field_validator("consumer_products", mode="before")
     @classmethod

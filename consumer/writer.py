@@ -1,10 +1,11 @@
 """One writer thread: a product's partition -> its rows in `order`.
 
-Each loop: poll (a long wait while idle, which returns at the first record; then a short
+One loop: poll (a long wait while idle, which returns at the first record; then a short
 one while the batch fills) -> decode -> dead letters acknowledged -> `sink.write` (one
-transaction) -> Kafka offsets committed about once a second, and only up
-to what the database holds (consumer/offsets.py). A crash replays at most about a
-second of rows, which the primary key absorbs.
+transaction) -> offsets committed about once a second, only up to what the database holds
+-> the Kafka side supervised (consumer/partition_client.py). A crash replays at most about
+a second of rows, which the primary key absorbs. A failure that retrying cannot fix ends
+the thread with `error` set (consumer/failures.py); the service reports it.
 """
 
 from __future__ import annotations
@@ -15,33 +16,25 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    OFFSET_STORED,
-    Consumer,
-    KafkaError,
-    KafkaException,
-    Message,
-    TopicPartition,
-)
+from confluent_kafka import OFFSET_STORED, Message
 from tenacity import Retrying, retry_if_exception, wait_exponential_jitter
 
 from consumer import metrics
 from consumer.decode import Batch, decode_batch
-from consumer.offsets import OffsetCommitter
+from consumer.failures import as_fatal, is_transient
+from consumer.partition_client import ConsumerFactory, PartitionClient
 from consumer.settings import ConsumerSettings
 from consumer.sink import OrderSink, SinkError, WriteResult
-from shared.dead_letters import DeadLetterError, DeadLetterPublisher
+from shared.dead_letters import DeadLetterPublisher
+from shared.failures import Fatal
 from shared.logs import get_logger
+from shared.supervision import Probe
 
 HEALTHY_LOOP_AGE_S = 60.0
 IDLE_POLL_S = 1.0  # nothing arrived: wait this long (a record ends the wait at once)
 DRAIN_S = 0.001  # after a quiet spell: take what came with the first record, no more
-QUIET_CHECK_S = 15.0  # no record for this long: check the client still reaches the partition
-WATERMARK_TIMEOUT_S = 5.0
 
-# Builds the writer's Kafka consumer; `on_commit` must be wired to librdkafka's callback.
-ConsumerFactory = Callable[[str, Callable[[KafkaError | None, list[TopicPartition]], None]], Any]
+__all__ = ["ConsumerFactory", "PartitionWriter"]
 
 
 @dataclass
@@ -52,6 +45,7 @@ class WriterStatus:
     lag: int | None = None
     next_offset: int | None = None
     last_loop: float = field(default_factory=time.monotonic)
+    advanced_at: float = field(default_factory=time.monotonic)  # a batch written, or no lag
 
 
 @dataclass
@@ -65,7 +59,7 @@ class WriterCounts:
 
 
 class PartitionWriter(threading.Thread):
-    """Writes one product's partition through `sink`; `error` holds what killed it, if anything."""
+    """Writes one product's partition through `sink`; `error` holds what ended it, if anything."""
 
     def __init__(
         self,
@@ -76,10 +70,10 @@ class PartitionWriter(threading.Thread):
         sink: OrderSink,
         make_consumer: ConsumerFactory,
         dead_letters: Callable[[], DeadLetterPublisher],
+        probe: Probe,
         group_id: str | None = None,
         start_offset: int = OFFSET_STORED,
         end_offset: int | None = None,
-        cluster_answers: Callable[[], bool] = lambda: True,
     ) -> None:
         super().__init__(name=f"writer-{product}", daemon=True)
         self.settings = settings
@@ -92,17 +86,14 @@ class PartitionWriter(threading.Thread):
         self.sink = sink
         self.status = WriterStatus()
         self.counts = WriterCounts()
-        self.error: BaseException | None = None
+        self.error: Fatal | None = None
+        self.client: PartitionClient | None = None
         self.log = get_logger(__name__, product=product, partition=partition)
-        self.offsets = OffsetCommitter(settings.kafka_topic, partition, product, self.log)
         self._make_consumer = make_consumer
         self._make_dead_letters = dead_letters
+        self._probe = probe
         self.metrics = metrics.ProductMetrics(product)
-        self._topic_partition = TopicPartition(settings.kafka_topic, partition)
         self._next_batch_at = 0.0  # monotonic time before which the next batch keeps filling
-        self._cluster_answers = cluster_answers  # a fresh client reaches the cluster
-        self.quiet_check_s = QUIET_CHECK_S
-        self._quiet_since = time.monotonic()
 
     @property
     def live(self) -> bool:
@@ -111,95 +102,51 @@ class PartitionWriter(threading.Thread):
     # ------------------------------------------------------------------ thread body
 
     def run(self) -> None:
-        consumer = self._make_consumer(self.group_id, self.offsets.on_commit)
-        dead_letters = self._make_dead_letters()
         try:
+            self.client = client = PartitionClient(
+                self.settings.kafka_topic,
+                self.partition,
+                self.product,
+                self.group_id,
+                self._make_consumer,
+                self._probe,
+                self.log,
+                live=self.live,
+            )
+            dead_letters = self._make_dead_letters()
             start = self.start_offset
             if start == OFFSET_STORED:
-                start = self.retry("kafka_committed", lambda: self.committed_offset(consumer))
-            consumer.assign([self.topic_partition(start)])
+                start = self.retry("kafka_committed", client.committed_offset)
+            client.assign(start)
             self.log.info("writer started", start_offset=start, end=self.end_offset)
             while not self.stop.is_set() and not self.reached_end():
                 self.status.state = "polling"
                 self.status.last_loop = time.monotonic()
-                messages = self.poll_batch(consumer)
+                messages = self.poll_batch(client)
                 if messages:
-                    self._quiet_since = time.monotonic()
-                    self.write_batch(consumer, dead_letters, messages)
-                if self.live:
-                    self.commit_offsets(consumer)
-                    if self.offsets.stuck(time.monotonic()):
-                        consumer = self.replace_consumer(consumer, start, "commits go unanswered")
-                    elif self.wedged(consumer, time.monotonic()):
-                        consumer = self.replace_consumer(consumer, start, "it stopped fetching")
-                self.update_lag(consumer)
-            self.commit_at_exit(consumer)
+                    self.write_batch(client, dead_letters, messages)
+                client.commit_if_due()
+                client.supervise(self.status.next_offset)
+                self.update_lag(client)
         except BaseException as exc:
-            if not self.stop.is_set():
-                self.error = exc
-                self.log.error("writer died", error=repr(exc))
-                self.commit_at_exit(consumer)  # what MySQL holds is safe to commit
-                raise
-            self.log.info("writer stopped mid-batch; the batch will be replayed", error=repr(exc))
-            self.commit_at_exit(consumer)
+            self.ended_by(exc)
         finally:
             self.status.state = "stopped"
-            consumer.close()
+            if self.client is not None:
+                self.client.close()  # commits what MySQL holds: that much is safe
             self.sink.close()
-        self.log.info("writer stopped", written=self.counts.written)
+        if self.error is None:
+            self.log.info("writer stopped", written=self.counts.written)
 
-    def wedged(self, consumer: Consumer, now: float) -> bool:
-        """After QUIET_CHECK_S without a record: whether this client no longer reaches the
-        partition's broker while a fresh one reaches the cluster. librdkafka 2.16 can lose
-        every broker for good after a broker's controlled shutdown; a writer with nothing
-        to commit would otherwise wait silently, forever."""
-        if now - self._quiet_since < self.quiet_check_s:
-            return False
-        self._quiet_since = now  # the next look is another QUIET_CHECK_S away
-        try:
-            consumer.get_watermark_offsets(
-                self.topic_partition(), timeout=WATERMARK_TIMEOUT_S, cached=False
-            )
-        except KafkaException:
-            return self._cluster_answers()
-        return False
-
-    def replace_consumer(self, old: Consumer, start: int, why: str) -> Consumer:
-        """A new Kafka consumer from the next offset to write, because the old one is stuck:
-        librdkafka can keep waiting for the group coordinator for good after a broker outage
-        (consumer/offsets.py), or lose every broker (`wedged`). Nothing is lost: MySQL holds
-        every row below the next offset, and the key absorbs what the new consumer reads
-        again."""
-        self.log.warning("replacing the Kafka consumer", why=why)
-        metrics.RETRIES.labels(product=self.product, operation="kafka_consumer").inc()
-        # Closed aside: a close waiting on the stuck coordinator must not stall writing.
-        self.offsets.retiring(old)
-        threading.Thread(
-            target=self.retire, args=(old,), name=f"close-{self.product}", daemon=True
-        ).start()
-        consumer: Consumer = self._make_consumer(self.group_id, self.offsets.on_commit)
-        next_offset = self.status.next_offset
-        consumer.assign([self.topic_partition(start if next_offset is None else next_offset)])
-        self.offsets.restart()
-        return consumer
-
-    def retire(self, old: Consumer) -> None:
-        try:
-            old.close()
-        finally:
-            self.offsets.retired(old)  # see OffsetCommitter.pending
-
-    def committed_offset(self, consumer: Consumer) -> int:
-        """The group's committed offset, or the beginning for a new group.
-
-        Asked for explicitly (not `assign` at OFFSET_STORED), because librdkafka gives up
-        on that look-up when the group coordinator is still loading, leaving the
-        partition unread without an error.
-        """
-        (found,) = consumer.committed([self.topic_partition()], timeout=10)
-        if found.error is not None:
-            raise KafkaException(found.error)
-        return int(found.offset) if found.offset >= 0 else OFFSET_BEGINNING
+    def ended_by(self, exc: BaseException) -> None:
+        if self.stop.is_set() and is_transient(exc):
+            self.log.info("writer stopped mid-batch; the batch will be replayed", error=str(exc))
+            return
+        self.error = as_fatal(exc, self.product, self.settings.mysql_user)
+        if isinstance(exc, Fatal | SinkError) or not isinstance(exc, Exception):
+            self.log.error("writer failed", error=str(self.error))
+        else:  # not anticipated: its traceback, once, for whoever fixes it
+            self.log.exception("writer failed", error=str(self.error))
 
     def reached_end(self) -> bool:
         next_offset = self.status.next_offset
@@ -209,21 +156,15 @@ class PartitionWriter(threading.Thread):
             return self.start_offset >= self.end_offset
         return next_offset >= self.end_offset
 
-    def commit_offsets(self, consumer: Consumer) -> None:
-        """About once a second, of what MySQL holds, asynchronously (consumer/offsets.py)."""
-        self.offsets.commit_if_due(consumer)
-
-    def commit_at_exit(self, consumer: Consumer) -> None:
-        if not self.live or not self.offsets.pending:
-            return
-        try:
-            self.offsets.commit_now(consumer)
-        except KafkaException as exc:
-            self.log.warning("final offset commit failed; rows will be replayed", error=str(exc))
+    def stalled_for(self, now: float) -> float:
+        """Seconds without progress while records wait or errors repeat (0 otherwise)."""
+        client_stalled = self.client.stalled_for() if self.client is not None else 0.0
+        waiting = bool(self.status.lag) or self.status.state == "retrying"
+        return max(now - self.status.advanced_at if waiting else 0.0, client_stalled)
 
     # ------------------------------------------------------------------ one batch
 
-    def poll_batch(self, consumer: Consumer) -> list[Message]:
+    def poll_batch(self, client: PartitionClient) -> list[Message]:
         """Records in offset order: wait long for the first, then fill until the batch is due.
 
         Batches close at most every BATCH_MAX_WAIT_MS: the first record after a quiet spell
@@ -232,35 +173,20 @@ class PartitionWriter(threading.Thread):
         feed pays no latency for it.
         """
         wait = IDLE_POLL_S
-        due = self.offsets.seconds_until_due(time.monotonic()) if self.live else None
+        due = client.offsets.seconds_until_due(time.monotonic()) if self.live else None
         if due is not None:
             wait = min(wait, max(due, 0.001))
-        first = consumer.poll(wait)
-        if first is None:
+        fill = max(DRAIN_S, self._next_batch_at - time.monotonic())
+        messages = client.poll(wait, fill, self.settings.batch_max_rows)
+        if not messages:
             return []
-        messages = [first]
-        if self.settings.batch_max_rows > 1:
-            fill = max(DRAIN_S, self._next_batch_at - time.monotonic())
-            messages += consumer.consume(
-                num_messages=self.settings.batch_max_rows - 1, timeout=fill
-            )
         self._next_batch_at = time.monotonic() + self.settings.batch_max_wait_ms / 1000
-        return self.usable(messages)
-
-    def usable(self, messages: list[Message]) -> list[Message]:
-        """Drop error events (logged) and, in a backfill, records past the end offset."""
-        kept = []
-        for message in messages:
-            if message.error() is not None:
-                self.log.warning("consume error", error=str(message.error()))
-                continue
-            if self.end_offset is not None and message.offset() >= self.end_offset:  # type: ignore[operator]
-                break  # backfill: later records belong to the live consumer
-            kept.append(message)
-        return kept
+        if self.end_offset is not None:  # backfill: later records belong to the live consumer
+            messages = [m for m in messages if m.offset() < self.end_offset]  # type: ignore[operator]
+        return messages
 
     def write_batch(
-        self, consumer: Consumer, dead_letters: DeadLetterPublisher, messages: list[Message]
+        self, client: PartitionClient, dead_letters: DeadLetterPublisher, messages: list[Message]
     ) -> None:
         batch = decode_batch(messages, self.product, self.partition, keep_received=self.live)
         if batch.last_offset < 0:
@@ -270,11 +196,11 @@ class PartitionWriter(threading.Thread):
         result = WriteResult(0, 0)
         if batch.rows:
             started = time.perf_counter()
-            result = self.retry("mysql", lambda: self.sink.write(batch.rows), pause=consumer)
+            result = self.retry("mysql", lambda: self.sink.write(batch.rows), pause=client)
             self.metrics.write_seconds.observe(time.perf_counter() - started)
         next_offset = batch.last_offset + 1
         if self.live:
-            self.offsets.rows_stored(next_offset)
+            client.offsets.rows_stored(next_offset)
         self.record_progress(batch, result, next_offset)
 
     def publish_dead_letters(self, dead_letters: DeadLetterPublisher, batch: Batch) -> None:
@@ -288,8 +214,14 @@ class PartitionWriter(threading.Thread):
                 source_offset=message.offset(),
             )
         dead_letters.flush(timeout_s=30)
-        for message, reason in batch.rejected:
-            self.log.warning("dead letter", offset=message.offset(), reason=reason)
+        offsets = [message.offset() for message, _reason in batch.rejected]
+        self.log.warning(  # one line a batch; each record's reason is in its headers
+            "dead letters",
+            count=len(offsets),
+            first_offset=offsets[0],
+            last_offset=offsets[-1],
+            reasons=sorted({reason for _message, reason in batch.rejected})[:3],
+        )
 
     def record_progress(self, batch: Batch, result: WriteResult, next_offset: int) -> None:
         counts = self.counts
@@ -298,6 +230,7 @@ class PartitionWriter(threading.Thread):
         counts.dead_letters += len(batch.rejected)
         counts.snapshots += batch.snapshots
         self.status.next_offset = next_offset
+        self.status.advanced_at = time.monotonic()
         series = self.metrics
         series.rows_written.inc(result.inserted)
         series.duplicates.inc(result.duplicates)
@@ -311,18 +244,21 @@ class PartitionWriter(threading.Thread):
             for received in batch.received_ns:
                 latency.observe(max(0, now_ns - received) / 1e9)
 
-    def update_lag(self, consumer: Consumer) -> None:
-        if self.status.next_offset is None:
+    def update_lag(self, client: PartitionClient) -> None:
+        next_offset = self.status.next_offset
+        if next_offset is None:
             return
-        _low, high = consumer.get_watermark_offsets(self.topic_partition(), cached=True)
-        if high >= 0:
-            self.status.lag = max(0, high - self.status.next_offset)
-            self.metrics.lag.set(self.status.lag)
+        lag = client.lag(next_offset)
+        if lag is not None:
+            self.status.lag = lag
+            self.metrics.lag.set(lag)
+        if not lag:
+            self.status.advanced_at = time.monotonic()  # nothing waits: idle is healthy
 
     # ------------------------------------------------------------------ retries
 
     def retry(
-        self, operation: str, attempt: Callable[[], Any], pause: Consumer | None = None
+        self, operation: str, attempt: Callable[[], Any], pause: PartitionClient | None = None
     ) -> Any:
         """Run `attempt`, retrying transient failures with capped, jittered backoff.
 
@@ -349,7 +285,7 @@ class PartitionWriter(threading.Thread):
             result = retrying(attempt)
         finally:
             if pause is not None:
-                pause.resume([self.topic_partition()])
+                pause.resume()
         self.log.info("recovered", operation=operation)
         self.status.state = "polling"
         return result
@@ -358,43 +294,13 @@ class PartitionWriter(threading.Thread):
         self.stop.wait(seconds)  # wakes at once on shutdown
 
     def note_retry(
-        self, operation: str, error: BaseException | None, pause: Consumer | None
+        self, operation: str, error: BaseException | None, pause: PartitionClient | None
     ) -> None:
-        if self.status.state != "retrying" and pause is not None:
-            pause.pause([self.topic_partition()])
+        first = self.status.state != "retrying"
+        if first and pause is not None:
+            pause.pause()
         self.status.state = "retrying"
         self.status.last_loop = time.monotonic()
         metrics.RETRIES.labels(product=self.product, operation=operation).inc()
-        self.log.warning(
-            "transient failure, retrying",
-            operation=operation,
-            error=repr(error),
-        )
-
-    def topic_partition(self, offset: int | None = None) -> TopicPartition:
-        if offset is None:
-            return self._topic_partition
-        return TopicPartition(self.settings.kafka_topic, self.partition, offset)
-
-
-# Kafka errors that retrying won't cure: credentials and permissions.
-PERMANENT_KAFKA_ERRORS = frozenset(
-    {
-        KafkaError.TOPIC_AUTHORIZATION_FAILED,
-        KafkaError.GROUP_AUTHORIZATION_FAILED,
-        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
-        KafkaError.SASL_AUTHENTICATION_FAILED,
-        KafkaError._AUTHENTICATION,
-    }
-)
-
-
-def is_transient(error: BaseException) -> bool:
-    if isinstance(error, SinkError):
-        return error.retriable
-    if isinstance(error, KafkaException):
-        kafka_error = error.args[0] if error.args else None
-        if not isinstance(kafka_error, KafkaError):
-            return True
-        return not kafka_error.fatal() and kafka_error.code() not in PERMANENT_KAFKA_ERRORS
-    return isinstance(error, DeadLetterError)
+        if first:  # later attempts show in consumer_retries_total and /healthz
+            self.log.warning("transient failure, retrying", operation=operation, error=repr(error))

@@ -10,16 +10,10 @@ from confluent_kafka import KafkaException
 
 from producer.service import run
 from producer.settings import ProducerSettings
+from shared.failures import EXIT_CODES_HELP, CannotStart, run_command
 from shared.logs import configure_logging
 from shared.settings import describe, load
 from shared.topics import TopicError, ensure_all
-
-EXIT_CODES = """exit codes:
-  0  stopped by SIGTERM/SIGINT after flushing to Kafka
-  1  invalid setting (one line names the variable)
-  2  cannot start: topic unusable, Kafka unreachable, metrics port in use
-  3  stopped, but Kafka had not acknowledged every tick within FLUSH_TIMEOUT_S (the
-     count is logged as an error: those ticks are lost)"""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,17 +21,20 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m producer",
         description="Reads the Coinbase ticker feed on FEED_CONNECTIONS redundant WebSocket "
         "sessions and publishes every tick, raw, to its product's Kafka partition.",
-        epilog=f"{describe(ProducerSettings)}\n\n{EXIT_CODES}",
+        epilog=f"{describe(ProducerSettings)}\n\n{EXIT_CODES_HELP}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.parse_args(argv)
+    return run_command("producer", start)
+
+
+def start() -> int:
     settings = load(ProducerSettings)
     configure_logging(settings.log_format, settings.log_level)
     try:
         ensure_all(settings)
     except (TopicError, KafkaException) as exc:
-        print(f"producer cannot start: {exc}", file=sys.stderr)
-        return 2
+        raise CannotStart(f"producer cannot start: {exc}") from None
     return asyncio.run(run(settings))
 
 

@@ -38,10 +38,13 @@ LARGE_FRAMES = Counter(
     "FEED_MAX_FRAME_BYTES: the connection closed)",
     ["event"],
 )
-DEAD_LETTERS = Counter("producer_dead_letters_total", "Frames sent to the dead-letter topic")
-PRODUCER_REPLACEMENTS = Counter(
-    "producer_kafka_client_replacements_total",
-    "Kafka producers replaced because they stalled while the cluster answered",
+DEAD_LETTERS = Counter("producer_dead_letters_total", "Frames the dead-letter topic acknowledged")
+DEAD_LETTERS_FAILED = Counter(
+    "producer_dead_letters_failed_total", "Dead letters Kafka refused or never acknowledged"
+)
+STALLED = Gauge(
+    "producer_stalled",
+    "1 while no tick was acknowledged for HEALTH_STALL_S although ticks wait, or on a failure",
 )
 RECONNECTS = Counter(
     "producer_reconnects_total", "Feed reconnects, by connection and cause", ["connection", "cause"]

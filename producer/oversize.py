@@ -5,21 +5,19 @@ messages up to `FEED_MAX_FRAME_BYTES` and publishes every ticker raw, whatever i
 lz4 makes most large frames fit the topic's `max.message.bytes` (1 MiB by default, checked
 on the compressed batch). A frame Kafka still refuses goes to the dead-letter topic,
 truncated, with its reason and original length (shared/dead_letters.py). Each of these
-events is counted in `producer_large_frames_total{event}` and logged at most once per
-`LOG_INTERVAL_S` per kind, with the count since the previous line: never a line per frame.
+events is counted in `producer_large_frames_total{event}` and logged at most once per kind
+per interval, with the count since the previous line (RepeatedErrors): never a line per frame.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from typing import Any, TypeGuard
+from typing import TypeGuard
 
 from confluent_kafka import KafkaError
 from prometheus_client import REGISTRY
 
 from producer import metrics
-from shared.logs import get_logger
+from shared.logs import RepeatedErrors, get_logger
 
 log = get_logger(__name__)
 
@@ -30,7 +28,6 @@ LARGE_FRAME_BYTES = 64 * 1024
 CLIENT_HEADROOM_BYTES = 64 * 1024
 # The broker's answers for a record batch over the topic's limit (per record / per batch).
 TOO_LARGE = (KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE)
-LOG_INTERVAL_S = 10.0
 
 
 def client_max_bytes(feed_max_frame_bytes: int) -> int:
@@ -42,37 +39,14 @@ def too_large(error: KafkaError | None) -> TypeGuard[KafkaError]:
     return error is not None and error.code() in TOO_LARGE
 
 
-class IntervalLog:
-    """At most one line per kind of event per `interval_s`; each says how many it stands for."""
-
-    def __init__(self, interval_s: float = LOG_INTERVAL_S) -> None:
-        self.interval_s = interval_s
-        self._lock = threading.Lock()  # the event loop and the delivery thread both report
-        self._logged_at: dict[str, float] = {}
-        self._unlogged: dict[str, int] = {}
-
-    def warning(self, event: str, **fields: Any) -> bool:
-        """Count one `event`; log it (with `frames`, the count) if its interval has passed."""
-        now = time.monotonic()
-        with self._lock:
-            count = self._unlogged.get(event, 0) + 1
-            last = self._logged_at.get(event)
-            if last is not None and now - last < self.interval_s:
-                self._unlogged[event] = count
-                return False
-            self._logged_at[event] = now
-            self._unlogged[event] = 0
-        log.warning(event, frames=count, **fields)
-        return True
-
-
-LOG = IntervalLog()
+# Frames handled as they should be, but worth knowing about: a warning, one per interval.
+RECEIVED = RepeatedErrors(log, "large frames received; handled like any other", 10.0, "warning")
 
 
 def received(size: int) -> None:
     """A frame above LARGE_FRAME_BYTES came in: counted and (rarely) logged; handled as usual."""
     metrics.LARGE_FRAMES.labels(event="received").inc()
-    LOG.warning("large frame received; handled like any other", size=size)
+    RECEIVED.add("received", size=size)
 
 
 def dead_lettered() -> int:

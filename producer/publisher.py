@@ -6,13 +6,11 @@ long enough to fill it, new frames are dropped -- reading must go on or Coinbase
 the connection as a slow consumer, and the feed can't be replayed either way -- and every
 dropped frame is counted per product and logged, so exactly what was lost is known.
 
-A wedged client is replaced. librdkafka 2.16 can lose every broker for good: a broker in
-controlled shutdown answers metadata with no brokers, the client decommissions the one it
-knew, and nothing makes it bootstrap again (seen in the broker drill: the producer held
-every tick from then on). So ticks waiting without any acknowledgement for `STALL_S`, while
-a fresh client reaches the cluster, make the publisher build a new producer and move the
-waiting ticks to it (purged from the old one and sent again, after what was published
-meanwhile; a purged in-flight batch may reach Kafka twice, which the table's key absorbs).
+One thread serves the delivery reports and asks shared/supervision.py about a client that
+makes no progress: a wedged client is replaced (its waiting ticks moved to the new one), a
+deleted topic or a permanent error becomes `failure`, on which the service stops reading the
+feed. `close` stops that thread before the final flush, so no replacement races it, and
+counts every tick Kafka never acknowledged.
 """
 
 from __future__ import annotations
@@ -27,20 +25,23 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from producer import metrics, oversize
 from producer.settings import ProducerSettings
-from shared.dead_letters import DEAD_LETTER_KEEP_BYTES, PURGED, DeadLetterPublisher, Headers
-from shared.kafka_clients import (
-    HEADER_RECEIVED_NS,
-    HEADER_SOURCE,
-    cluster_answers,
-    reliable_producer,
-)
-from shared.logs import get_logger
+from shared.dead_letters import PURGED, DeadLetterPublisher, Headers
+from shared.failures import Fatal
+from shared.kafka_clients import HEADER_RECEIVED_NS, HEADER_SOURCE, reliable_producer
+from shared.logs import RepeatedErrors, get_logger
 from shared.partitions import PartitionMap
+from shared.supervision import (
+    MISSING_KAFKA_ERRORS,
+    ClientWatch,
+    Probe,
+    Verdict,
+    kafka_failure,
+    move_waiting,
+    topic_probe,
+)
 
 log = get_logger(__name__)
 
-STALL_S = 30.0  # ticks waiting this long without one acknowledgement: is the client wedged?
-MOVE_TIMEOUT_S = 5.0
 ProducerFactory = Callable[..., Producer]
 
 
@@ -53,27 +54,40 @@ class Publisher:
         partitions: PartitionMap,
         source: str,
         make_producer: ProducerFactory = reliable_producer,
-        stall_s: float = STALL_S,
+        stall_s: float | None = None,
+        probe: Probe | None = None,
     ) -> None:
         self.topic = settings.kafka_topic
         self.partitions = partitions
         self._products = partitions.products
         self.capacity = settings.producer_buffer_messages
         self.kafka_reachable = True
-        self.replacements = 0
+        self.failure: Fatal | None = None  # what retrying cannot fix: the service stops on it
+        self.on_failure: Callable[[], None] = lambda: None  # called once, from any thread
+        self.undelivered = 0  # ticks Kafka refused or never acknowledged
+        self.dead_letters_undelivered = 0
+        self._refused = False  # Kafka said the topic or partition is unknown; no ack since
         self._settings = settings
         self._source = source.encode()
         self._make_producer = make_producer
-        self._stall_s = stall_s
+        topic_probed = probe or topic_probe(settings, self.topic, len(partitions.products))
+        self.watch = ClientWatch("ticks", self.topic, topic_probed, stall_s=stall_s)
         self._producer = self._new_producer()
         self.dead_letters = DeadLetterPublisher(
-            self._producer, settings.kafka_dlq_topic, "producer"
+            self._producer,
+            settings.kafka_dlq_topic,
+            "producer",
+            on_result=self._dead_letter_delivered,
         )
-        self._progress_at = time.monotonic()  # last acknowledgement, or when nothing waited
+        self._errors = RepeatedErrors(log, "Kafka did not take ticks")
         self._buffer_full_logged_at = 0.0
         self._stop = threading.Event()
         self._poller = threading.Thread(target=self._serve_reports, name="delivery", daemon=True)
         self._poller.start()
+
+    @property
+    def replacements(self) -> int:
+        return self.watch.replacements
 
     def _new_producer(self) -> Producer:
         settings = self._settings
@@ -89,7 +103,7 @@ class Publisher:
         return self._make_producer(settings, **options)
 
     def publish(self, frame: bytes, product: str, partition: int, received_ns: int) -> bool:
-        """Enqueue one tick without blocking; False (counted, logged) if the buffer is full."""
+        """Enqueue one tick without blocking; False (counted, logged) if it was not taken."""
         headers: Headers = [(HEADER_RECEIVED_NS, str(received_ns)), (HEADER_SOURCE, self._source)]
         try:
             self._producer.produce(
@@ -104,10 +118,11 @@ class Publisher:
         except BufferError:
             self._drop_buffer_full(product)
             return False
-        except KafkaException as exc:  # over the client's message.max.bytes
-            if not oversize.too_large(exc.args[0]):
-                raise
-            self._dead_letter_too_large(frame, product, partition, exc.args[0].str())
+        except KafkaException as exc:  # refused at once: the topic's partition is unknown...
+            if oversize.too_large(exc.args[0]):  # ...or the frame is over message.max.bytes
+                self._dead_letter_too_large(frame, product, partition, exc.args[0].str())
+            else:
+                self._not_delivered(product, exc.args[0])
             return False
         metrics.TICKS_ENQUEUED.add(product)
         return True
@@ -121,47 +136,53 @@ class Publisher:
         except BufferError:
             self._drop_buffer_full(product or "unknown")
             return
-        metrics.DEAD_LETTERS.inc()
         log.warning("dead letter", reason=reason, product=product, size=len(frame))
 
     def in_flight(self) -> int:
         return len(self._producer)
 
-    def flush(self, timeout_s: float) -> int:
-        """Wait for acknowledgements; returns how many frames are still unacknowledged."""
-        remaining = int(self._producer.flush(timeout_s))
+    def stalled_for(self) -> float:
+        """Seconds without an acknowledgement while ticks wait (0 when nothing waits)."""
+        return self.watch.stalled_for() if self.in_flight() else 0.0
+
+    def close(self, timeout_s: float) -> int:
+        """Stop the delivery thread, then flush: returns the ticks never delivered, in all."""
         self._stop.set()
-        self._poller.join(timeout=2)
-        return remaining
+        self._poller.join()  # no replacement may swap the client under the flush
+        self.dead_letters.resend_purged = False
+        left = int(self._producer.flush(timeout_s))
+        if left:  # each purged tick is counted by its delivery report
+            self._producer.purge(in_queue=True, in_flight=True, blocking=False)
+            self._producer.flush(0)
+        self._errors.flush()
+        return self.undelivered
 
     def _serve_reports(self) -> None:
         # A thread blocked in poll() serves each acknowledgement as it arrives, so the
         # received -> acked histogram is exact. Serving them from the event loop every 50 ms
         # saved about a tenth of the CPU at 900 ticks/s but skewed that histogram by up to
         # the interval. The long timeout only bounds idle wake-ups (two a second).
-        while not self._stop.is_set():
-            self._producer.poll(0.5)
-            buffered = len(self._producer)
-            metrics.BUFFERED.set(buffered)
-            metrics.BUFFER_FILL.set(buffered / self.capacity)
-            self._replace_if_wedged(buffered, time.monotonic())
+        try:
+            while not self._stop.is_set() and self.failure is None:
+                self._producer.poll(0.5)
+                buffered = len(self._producer)
+                metrics.BUFFERED.set(buffered)
+                metrics.BUFFER_FILL.set(buffered / self.capacity)
+                waiting = buffered > 0 or self._refused
+                if self.watch.check(waiting) is Verdict.REPLACE:
+                    self._replace()
+        except Fatal as failure:
+            self._fail(failure)
+        except Exception as exc:  # a bug in a callback must not end delivery quietly
+            log.exception("the delivery thread failed")
+            self._fail(Fatal(f"the producer's delivery thread failed: {exc!r}"))
 
-    def _replace_if_wedged(self, buffered: int, now: float) -> None:
-        if not buffered:
-            self._progress_at = now
-            return
-        if now - self._progress_at < self._stall_s:
-            return
-        self._progress_at = now  # look again in another STALL_S, whatever happens now
-        if not cluster_answers(self._settings, self.topic):
-            return  # a real outage: the client retries on its own and keeps the order
+    def _replace(self) -> None:
         log.error(
-            "Kafka producer stalled although the cluster answers; replacing it",
-            waiting=buffered,
-            stalled_s=self._stall_s,
+            "Kafka producer stalled although its topic answers; replacing it",
+            waiting=len(self._producer),
+            stalled_s=self.watch.stall_s,
         )
-        metrics.PRODUCER_REPLACEMENTS.inc()
-        self.replacements += 1
         old, self._producer = self._producer, self._new_producer()
         self.dead_letters.use(self._producer)
         left = move_waiting(old)
@@ -169,27 +190,47 @@ class Publisher:
             log.warning("the replaced producer still holds messages or requests", held=left)
         # Closed aside: librdkafka waits for its threads, which a wedged client may delay.
         threading.Thread(target=old.close, name="retired", daemon=True).start()
-        self._progress_at = time.monotonic()  # the new client gets a whole STALL_S to start
+
+    def _fail(self, failure: Fatal) -> None:
+        if self.failure is None:
+            self.failure = failure
+            self.on_failure()
 
     def _delivered(self, headers: Headers, error: KafkaError | None, message: Message) -> None:
         # Ticks only: dead letters are produced with a delivery callback of their own.
-        self._progress_at = time.monotonic()
         product = self._products[message.partition() or 0]
-        if error is not None and error.code() in PURGED:  # moved off a stalled producer
-            self._resend(message, headers, product)
-            return
-        if oversize.too_large(error):
-            self._refused_too_large(message, headers, product, error)
-            return
         if error is None:
-            self.kafka_reachable = True
+            self.watch.progressed()
+            self.kafka_reachable, self._refused = True, False
             metrics.TICKS_OUT.add(product)
             latency = message.latency()  # since produce(), called as the frame arrived
             if latency is not None:
                 metrics.DELIVERY_SECONDS.observe(latency)
+        elif error.code() in PURGED and not self._stop.is_set():  # moved off a stalled client
+            self._resend(message, headers, product)
+        elif oversize.too_large(error):
+            self._refused_too_large(message, headers, product, error)
         else:
-            metrics.DELIVERY_FAILURES.add(product)
-            log.error("delivery failed", product=product, error=str(error))
+            self._not_delivered(product, error)
+
+    def _not_delivered(self, product: str, error: KafkaError) -> None:
+        self.undelivered += 1
+        metrics.DELIVERY_FAILURES.add(product)
+        self._errors.add(error.name(), product=product, error=error.str())
+        failure = kafka_failure(error, "producer")
+        if failure is not None:
+            self._fail(failure)
+        elif error.code() in MISSING_KAFKA_ERRORS:
+            self._refused = True  # the delivery thread's probe decides whether it is gone
+
+    def _dead_letter_delivered(self, error: KafkaError | None) -> None:
+        if error is None:
+            self.watch.progressed()
+            metrics.DEAD_LETTERS.inc()
+        elif error.code() not in PURGED or self._stop.is_set():
+            self.dead_letters_undelivered += 1
+            metrics.DEAD_LETTERS_FAILED.inc()
+            self._errors.add(f"dead letter {error.name()}", error=error.str())
 
     def _resend(self, message: Message, headers: Headers, product: str) -> None:
         try:
@@ -215,7 +256,7 @@ class Publisher:
             self._dead_letter_too_large(frame, product, message.partition(), error.str())
             return
         metrics.LARGE_FRAMES.labels(event="resent").inc()
-        oversize.LOG.warning("tick batched with a frame Kafka refused; sent again", product=product)
+        self._errors.add("MSG_SIZE_TOO_LARGE: batched with a larger frame, sent again")
         try:
             self._producer.produce(
                 message.topic() or self.topic,
@@ -250,19 +291,16 @@ class Publisher:
             self._drop_buffer_full(product)
             return
         metrics.LARGE_FRAMES.labels(event="dead_lettered").inc()
-        metrics.DEAD_LETTERS.inc()
-        oversize.LOG.warning(
-            "frame refused by Kafka as too large; dead-lettered, truncated",
-            product=product,
-            size=len(frame),
-            kept=min(len(frame), DEAD_LETTER_KEEP_BYTES),
-            error=error,
-        )
+        kind = "MSG_SIZE_TOO_LARGE: dead-lettered, truncated"
+        self._errors.add(kind, product=product, size=len(frame), error=error)
 
     def _client_error(self, error: KafkaError) -> None:
         # Not on every _TRANSPORT error: a broker closing an idle connection raises one too.
         if error.code() == KafkaError._ALL_BROKERS_DOWN:
             self.kafka_reachable = False
+        failure = kafka_failure(error, "producer")
+        if failure is not None:
+            self._fail(failure)
         log.warning("kafka client error", error=str(error))
 
     def _drop_buffer_full(self, product: str) -> None:
@@ -276,14 +314,3 @@ class Publisher:
                 dropped_total=metrics.DROPPED_BUFFER_FULL.total(),
                 capacity=self.capacity,
             )
-
-
-def move_waiting(old: Producer, timeout_s: float = MOVE_TIMEOUT_S) -> int:
-    """Purge everything `old` holds; serving the purge reports re-sends each message (the
-    delivery callbacks see `_PURGE_*`). Returns what `old` still counts after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while len(old) and time.monotonic() < deadline:
-        # Again each round: a tick published while the producers were swapped lands in `old`.
-        old.purge(in_queue=True, in_flight=True, blocking=False)
-        old.poll(0.1)
-    return len(old)

@@ -1,5 +1,5 @@
 """`python -m producer`: feed -> route -> publish, until SIGTERM/SIGINT, then flush and exit
-(0, or 3 when Kafka left ticks unacknowledged)."""
+(0, or 3 when ticks were not delivered; 1 when Kafka failed for good)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from producer.router import (
     route,
 )
 from producer.settings import ProducerSettings
+from shared.failures import ExitCode, Fatal
 from shared.logs import get_logger
 from shared.observability import serve
 from shared.partitions import PartitionMap
@@ -132,19 +133,36 @@ def health(
         if state.connected and now - state.last_frame_at < settings.feed_stale_after_s
     ]
     fill = publisher.in_flight() / publisher.capacity
+    stalled_s = publisher.stalled_for()
+    problems = [
+        problem
+        for problem, present in (
+            (f"failed: {publisher.failure}", publisher.failure is not None),
+            ("no live feed connection", not live),
+            ("Kafka unreachable", not publisher.kafka_reachable),
+            (
+                f"ticks waiting {stalled_s:.0f} s without an acknowledgement",
+                stalled_s >= settings.health_stall_s,
+            ),
+            (f"buffer {fill:.0%} full", fill >= 0.9),
+        )
+        if present
+    ]
+    metrics.STALLED.set(int(publisher.failure is not None or stalled_s >= settings.health_stall_s))
     details = {
+        "reason": "; ".join(problems) or None,
         "live_connections": len(live),
         "connections": connections,
         "kafka_reachable": publisher.kafka_reachable,
         "buffer_fill": round(fill, 4),
+        "seconds_without_ack": round(stalled_s, 1),
     }
-    return bool(live) and publisher.kafka_reachable and fill < 0.9, details
-
-
-EXIT_UNACKNOWLEDGED = 3
+    return not problems, details
 
 
 async def run(settings: ProducerSettings) -> int:
+    """Until SIGTERM/SIGINT or a failure; one shutdown path: the feed stops, then the
+    publisher (its delivery thread first, then the flush), then the summary, then the code."""
     partitions = PartitionMap(settings.products)
     publisher = Publisher(settings, partitions, source=settings.coinbase_ws_url)
     feed_state = FeedState()
@@ -153,39 +171,48 @@ async def run(settings: ProducerSettings) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, feed.stop.set)
-    serve(
-        settings.producer_metrics_port,
-        lambda: health(settings, feed, publisher),
-        setting="PRODUCER_METRICS_PORT",
-    )
-    log.info(
-        "producer starting",
-        products=settings.products,
-        topic=settings.kafka_topic,
-        connections=settings.feed_connections,
-    )
-    await feed.run()
-    log.info("stopping: flushing Kafka", in_flight=publisher.in_flight())
-    remaining = await asyncio.to_thread(publisher.flush, settings.flush_timeout_s)
-    log.info(
-        "producer stopped",
-        received=dict(metrics.TICKS_IN.values),
-        repeats_skipped=dict(metrics.TICKS_REPEATED.values),
-        first_by_connection=dict(metrics.CONNECTION_FIRST.values),
-        enqueued=dict(metrics.TICKS_ENQUEUED.values),
-        delivered=dict(metrics.TICKS_OUT.values),
-        failed=dict(metrics.DELIVERY_FAILURES.values),
-        dropped_buffer_full=dict(metrics.DROPPED_BUFFER_FULL.values),
-        dead_lettered_too_large=oversize.dead_lettered(),  # refused by Kafka: in the DLQ, cut
-        unacknowledged=remaining,
-    )
-    if remaining:
-        # Loud and non-zero: these ticks are lost unless the feed is replayed, and an
-        # orchestrator or drill must see that, not a clean stop.
-        log.error(
-            "ticks never acknowledged by Kafka before FLUSH_TIMEOUT_S: lost",
-            unacknowledged=remaining,
-            flush_timeout_s=settings.flush_timeout_s,
+
+    def stop_reading() -> None:  # the moment Kafka fails for good, rather than drop ticks
+        loop.call_soon_threadsafe(feed.stop.set)
+
+    publisher.on_failure = stop_reading
+    try:
+        serve(
+            settings.producer_metrics_port,
+            lambda: health(settings, feed, publisher),
+            setting="PRODUCER_METRICS_PORT",
         )
-        return EXIT_UNACKNOWLEDGED
-    return 0
+        log.info(
+            "producer starting",
+            products=settings.products,
+            topic=settings.kafka_topic,
+            connections=settings.feed_connections,
+        )
+        await feed.run()
+    finally:
+        log.info("stopping: flushing Kafka", in_flight=publisher.in_flight())
+        undelivered = await asyncio.to_thread(publisher.close, settings.flush_timeout_s)
+        log.info(
+            "producer stopped",
+            received=dict(metrics.TICKS_IN.values),
+            repeats_skipped=dict(metrics.TICKS_REPEATED.values),
+            first_by_connection=dict(metrics.CONNECTION_FIRST.values),
+            enqueued=dict(metrics.TICKS_ENQUEUED.values),
+            delivered=dict(metrics.TICKS_OUT.values),
+            not_delivered=dict(metrics.DELIVERY_FAILURES.values),
+            dropped_buffer_full=dict(metrics.DROPPED_BUFFER_FULL.values),
+            dead_lettered_too_large=oversize.dead_lettered(),  # Kafka refused: in the DLQ, cut
+            dead_letters_not_delivered=publisher.dead_letters_undelivered,
+            undelivered=undelivered,
+        )
+    if publisher.failure is not None:
+        raise Fatal(f"{publisher.failure}; {undelivered} ticks not delivered to Kafka")
+    if undelivered:
+        # Non-zero: these ticks are lost unless the feed is replayed, and an orchestrator
+        # or drill must see that, not a clean stop.
+        raise Fatal(
+            f"{undelivered} ticks not delivered to Kafka (refused, or not acknowledged within "
+            f"FLUSH_TIMEOUT_S={settings.flush_timeout_s:g})",
+            ExitCode.UNDELIVERED,
+        )
+    return ExitCode.OK

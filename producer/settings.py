@@ -26,6 +26,8 @@ class ProducerSettings(CommonSettings):
     reconnect_min_s: float = Field(0.25, gt=0)
     reconnect_max_s: float = Field(30.0, gt=0)
     flush_timeout_s: float = Field(10.0, ge=0)
+    # /healthz answers 503 once ticks have waited this long without an acknowledgement.
+    health_stall_s: float = Field(30.0, gt=0)
     # Hot-hot: redundant sessions; the first arrival of each tick is published.
     feed_connections: int = Field(2, ge=1, le=4)
     # Largest WebSocket message read; a bigger one makes websockets close the connection

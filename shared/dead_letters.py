@@ -8,6 +8,9 @@ length, and (from the consumer) the source topic, partition and offset.
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from functools import partial
 
 from confluent_kafka import KafkaError, Message, Producer
@@ -20,9 +23,11 @@ from shared.kafka_clients import (
     HEADER_SOURCE_PARTITION,
     HEADER_SOURCE_TOPIC,
 )
+from shared.supervision import ClientWatch, Verdict, move_waiting
 
 MAX_REASON_CHARS = 500
 DEAD_LETTER_KEEP_BYTES = 64 * 1024  # well under Kafka's default 1 MiB record limit
+FLUSH_STEP_S = 1.0  # how often a waiting flush asks the supervision about its client
 UNASSIGNED = -1  # librdkafka picks the partition from the key
 PURGED = (KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT)
 Headers = list[tuple[str, str | bytes | None]]
@@ -33,13 +38,29 @@ class DeadLetterError(Exception):
 
 
 class DeadLetterPublisher:
-    """Sends dead letters with an idempotent producer and reports failures on `flush`."""
+    """Sends dead letters with an idempotent producer; failures are raised by `flush` and,
+    with `on_result`, reported as each delivery is (the producer never flushes mid-run)."""
 
-    def __init__(self, producer: Producer, topic: str, stage: str) -> None:
+    def __init__(
+        self,
+        producer: Producer,
+        topic: str,
+        stage: str,
+        on_result: Callable[[KafkaError | None], None] | None = None,
+        watch: ClientWatch | None = None,
+        make_producer: Callable[[], Producer] | None = None,
+    ) -> None:
         self._producer = producer
+        # With both, `flush` has its own client supervised (shared/supervision.py); the
+        # producer service's dead letters share the publisher's client, supervised there.
+        self._watch = watch
+        self._make_producer = make_producer
         self._topic = topic
         self._stage = stage
-        self._failures: list[str] = []
+        self._on_result = on_result
+        self._failed = 0  # since the last flush
+        self._examples: list[str] = []  # the first few of those, for the error
+        self.resend_purged = True  # a purge moves dead letters off a wedged client, unless closing
 
     def publish(
         self,
@@ -75,17 +96,35 @@ class DeadLetterPublisher:
         self._producer = producer
 
     def flush(self, timeout_s: float) -> None:
-        """Wait until every dead letter is acknowledged, or raise DeadLetterError."""
-        remaining = self._producer.flush(timeout_s)
-        failures, self._failures = self._failures, []
-        if remaining or failures:
+        """Wait until every dead letter is acknowledged, or raise DeadLetterError (TopicGone
+        when the dead-letter topic was deleted)."""
+        deadline = time.monotonic() + timeout_s
+        remaining = self._producer.flush(min(timeout_s, FLUSH_STEP_S))
+        while remaining and time.monotonic() < deadline:
+            self._supervise()
+            remaining = self._producer.flush(min(FLUSH_STEP_S, deadline - time.monotonic()))
+        if not remaining and self._watch is not None:
+            self._watch.progressed()
+        failed, examples = self._failed, self._examples
+        self._failed, self._examples = 0, []
+        if remaining or failed:
             raise DeadLetterError(
-                f"{remaining} dead letters unacknowledged, {len(failures)} failed: {failures[:3]}"
+                f"{remaining} dead letters unacknowledged, {failed} failed: {examples}"
             )
 
+    def _supervise(self) -> None:
+        if self._watch is None or self._make_producer is None:
+            return
+        if self._watch.check(waiting=True) is Verdict.REPLACE:
+            old, self._producer = self._producer, self._make_producer()
+            move_waiting(old)  # each purged dead letter is sent again through the new one
+            threading.Thread(target=old.close, name="retired-dlq", daemon=True).start()
+
     def _delivered(self, headers: Headers, error: KafkaError | None, message: Message) -> None:
-        if error is not None and error.code() in PURGED:  # moved off a stalled producer
-            self._producer.produce(
+        if self._on_result is not None:
+            self._on_result(error)
+        if error is not None and error.code() in PURGED and self.resend_purged:
+            self._producer.produce(  # moved off a stalled producer
                 self._topic,
                 value=message.value(),
                 key=message.key(),
@@ -94,4 +133,6 @@ class DeadLetterPublisher:
                 partition=UNASSIGNED,
             )
         elif error is not None:
-            self._failures.append(str(error))
+            self._failed += 1
+            if len(self._examples) < 3:
+                self._examples.append(str(error))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
 
 from shared.settings import CommonSettings
@@ -38,20 +38,6 @@ def connection_config(settings: CommonSettings) -> dict[str, Any]:
 
 def admin_client(settings: CommonSettings) -> AdminClient:
     return AdminClient(connection_config(settings))
-
-
-CLUSTER_PROBE_TIMEOUT_S = 5.0
-
-
-def cluster_answers(settings: CommonSettings, topic: str) -> bool:
-    """Whether a fresh client gets `topic`'s metadata: told apart from a client of ours that
-    stopped reaching the cluster (librdkafka 2.16 can lose every broker for good after a
-    controlled shutdown answers metadata with none), a real outage fails this too."""
-    try:
-        admin_client(settings).list_topics(topic, timeout=CLUSTER_PROBE_TIMEOUT_S)
-    except KafkaException:
-        return False
-    return True
 
 
 def reliable_producer(settings: CommonSettings, **overrides: Any) -> Producer:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,7 +19,8 @@ HealthCheck = Callable[[], tuple[bool, dict[str, Any]]]
 
 def port_taken(port: int, setting: str, error: OSError) -> str:
     """The one line every service prints when it cannot listen."""
-    return f"port {port} is taken (set {setting}): {error.strerror}"
+    reason = os.strerror(error.errno) if error.errno else str(error)  # not asyncio's wrapping
+    return f"port {port} is taken (set {setting}): {reason}"
 
 
 def serve(
@@ -36,6 +38,7 @@ def serve(
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             if self.path == "/metrics":
+                health()  # it sets the stall gauges: current at every scrape
                 self._reply(200, CONTENT_TYPE_LATEST, generate_latest())
             elif self.path in ("/healthz", "/health"):
                 healthy, details = health()

@@ -14,6 +14,7 @@ import sys
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from shared.failures import EXIT_CODES_HELP, CannotStart, run_command
 from shared.kafka_clients import admin_client
 from shared.logs import configure_logging, get_logger
 from shared.settings import CommonSettings, load
@@ -81,16 +82,25 @@ def ensure_all(settings: CommonSettings) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shared.topics", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m shared.topics",
+        description=__doc__,
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("command", choices=["ensure"])
     parser.parse_args(argv)
+    return run_command("topics", ensure)
+
+
+def ensure() -> int:
+    """Both topics ready (exit 0), or one line saying why not (CannotStart, exit 2)."""
     settings = load(CommonSettings)
     configure_logging(settings.log_format, settings.log_level)
     try:
         ensure_all(settings)
     except (TopicError, KafkaException) as exc:
-        print(f"refusing: {exc}", file=sys.stderr)
-        return 2
+        raise CannotStart(f"refusing: {exc}") from None
     log.info("topics ready", topics=[settings.kafka_topic, settings.kafka_dlq_topic])
     return 0
 

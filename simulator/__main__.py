@@ -9,6 +9,9 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from shared.failures import EXIT_CODES_HELP, CannotStart, run_command
+from shared.observability import port_taken
+
 from .config import DEFAULT_PRODUCTS, DropCode, SimulatorConfig
 from .server import Simulator
 
@@ -31,10 +34,11 @@ def _products(text: str) -> tuple[str, ...]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m simulator",
-        description="Local Coinbase Exchange WebSocket feed (ticker + heartbeat). It "
-        "broadcasts like Coinbase: every connection subscribed to a product gets each of its "
-        "ticks; a connection that is down misses them.",
-        epilog="Exit codes: 0 after SIGINT or SIGTERM, 2 for bad options.",
+        description="Local Coinbase Exchange WebSocket feed (ticker + heartbeat). It broadcasts\n"
+        "like Coinbase: every connection subscribed to a product gets each of its ticks;\n"
+        "a connection that is down misses them.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
     add("--host", default="127.0.0.1")
@@ -95,7 +99,10 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
 async def run(config: SimulatorConfig) -> None:
     """Serve until SIGINT or SIGTERM, then close every connection (1001)."""
     simulator = Simulator(config)
-    await simulator.start()
+    try:
+        await simulator.start()
+    except OSError as exc:
+        raise CannotStart(port_taken(config.port, "--port", exc)) from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -115,8 +122,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(message)s", stream=sys.stderr)
     # websockets logs its own "server listening" and handshake noise at INFO.
     logging.getLogger("websockets").setLevel(logging.WARNING)
-    asyncio.run(run(config))
-    return 0
+
+    def body() -> int:
+        asyncio.run(run(config))
+        return 0
+
+    return run_command("simulator", body)
 
 
 if __name__ == "__main__":

@@ -164,6 +164,19 @@ def service_stderr(process: subprocess.Popen[bytes]) -> str:
     return stderr.read().decode(errors="replace")
 
 
+def fatal_line(stderr: str, exit_code: int) -> str:
+    """The plain line a fatal failure ends stderr with, checked against the structured line
+    before it (event "fatal", the same exit code) and for the absence of a traceback."""
+    assert "Traceback" not in stderr, stderr
+    *logged, plain = stderr.strip().splitlines()
+    assert not plain.startswith("{"), stderr
+    if logged and logged[-1].startswith("{"):  # logging was set up: the structured twin
+        record = orjson.loads(logged[-1])
+        assert record["event"] == "fatal" and record["exit_code"] == exit_code, record
+        assert record["error"] == plain
+    return plain
+
+
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

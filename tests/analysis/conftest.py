@@ -71,16 +71,18 @@ def drop_database(services: Services, name: str) -> None:
 
 
 def analysis_env(services: Services, database: str, **overrides: str) -> dict[str, str]:
-    return python_env({
-        "MYSQL_HOST": services.mysql_host,
-        "MYSQL_PORT": str(services.mysql_port),
-        "MYSQL_USER": READER,
-        "MYSQL_PASSWORD": READER_PASSWORD,
-        "MYSQL_DATABASE": database,
-        "ANALYSIS_HOST": "127.0.0.1",
-        "LOG_FORMAT": "json",
-        **overrides,
-    })
+    return python_env(
+        {
+            "MYSQL_HOST": services.mysql_host,
+            "MYSQL_PORT": str(services.mysql_port),
+            "MYSQL_USER": READER,
+            "MYSQL_PASSWORD": READER_PASSWORD,
+            "MYSQL_DATABASE": database,
+            "ANALYSIS_HOST": "127.0.0.1",
+            "LOG_FORMAT": "json",
+            **overrides,
+        }
+    )
 
 
 def start(

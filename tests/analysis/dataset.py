@@ -59,10 +59,14 @@ def edge_ticks() -> list[Tick]:
         Tick("BTC-USD", 105, at + timedelta(minutes=2, seconds=30), "84002", "1"),
         Tick("BTC-USD", 104, at + timedelta(minutes=2, seconds=30), "84001", "2"),
         # 13:03 has no tick; 13:04 holds one with the largest sizes and digits a column takes.
-        Tick("BTC-USD", 106, at + timedelta(minutes=4, seconds=1), "12345678901234567890.5",
-             "99999999999999999999.999999999999999999"),
-        Tick("BTC-USD", 107, at + timedelta(minutes=4, seconds=2), "0.000000000000000001",
-             "0.3"),
+        Tick(
+            "BTC-USD",
+            106,
+            at + timedelta(minutes=4, seconds=1),
+            "12345678901234567890.5",
+            "99999999999999999999.999999999999999999",
+        ),
+        Tick("BTC-USD", 107, at + timedelta(minutes=4, seconds=2), "0.000000000000000001", "0.3"),
     ]
     return [tick_with_trade_id(tick) for tick in ticks]
 
@@ -71,8 +75,14 @@ def tick_with_trade_id(tick: Tick) -> Tick:
     return Tick(**{**tick.__dict__, "trade_id": tick.sequence * 10})
 
 
-def random_ticks(product: str, start: datetime, minutes: int, seed: int, first_sequence: int,
-                 gap: tuple[int, int] | None = None) -> list[Tick]:
+def random_ticks(
+    product: str,
+    start: datetime,
+    minutes: int,
+    seed: int,
+    first_sequence: int,
+    gap: tuple[int, int] | None = None,
+) -> list[Tick]:
     """A seeded walk of ticks over `minutes`, skipping the minutes in `gap` [from, to)."""
     rng = random.Random(seed)
     price = Decimal("84000") if product != "ETH-BTC" else Decimal("0.034")
@@ -87,8 +97,17 @@ def random_ticks(product: str, start: datetime, minutes: int, seed: int, first_s
             price = max(step, price + step * rng.randint(-5, 5))
             at = start + timedelta(minutes=minute, microseconds=rng.randrange(60_000_000))
             size = Decimal(rng.randint(1, 10**8)) / Decimal(10**8)
-            ticks.append(Tick(product, sequence, at, text(price.quantize(step)), text(size),
-                              side=rng.choice(("buy", "sell")), trade_id=sequence * 10))
+            ticks.append(
+                Tick(
+                    product,
+                    sequence,
+                    at,
+                    text(price.quantize(step)),
+                    text(size),
+                    side=rng.choice(("buy", "sell")),
+                    trade_id=sequence * 10,
+                )
+            )
     return ticks
 
 
@@ -99,21 +118,39 @@ def live_ticks(now: datetime) -> list[Tick]:
         start = now - timedelta(hours=5)
         ticks += random_ticks(product, start, 5 * 60 - 10, seed=number, first_sequence=10**6)
         # Outside the 24-hour window: the largest size of all, which must not be listed.
-        ticks.append(Tick(product, 10**6 - 1, now - timedelta(hours=26), "80000", "500",
-                          trade_id=1))
+        ticks.append(
+            Tick(product, 10**6 - 1, now - timedelta(hours=26), "80000", "500", trade_id=1)
+        )
     # Two BTC-USD ticks tie on size; the newer one ranks first.
-    ticks.append(Tick("BTC-USD", 3 * 10**6, now - timedelta(hours=2), "84100", "77.5",
-                      trade_id=5))
-    ticks.append(Tick("BTC-USD", 3 * 10**6 + 1, now - timedelta(hours=1), "84200", "77.5",
-                      side="sell", trade_id=6))
+    ticks.append(Tick("BTC-USD", 3 * 10**6, now - timedelta(hours=2), "84100", "77.5", trade_id=5))
+    ticks.append(
+        Tick(
+            "BTC-USD",
+            3 * 10**6 + 1,
+            now - timedelta(hours=1),
+            "84200",
+            "77.5",
+            side="sell",
+            trade_id=6,
+        )
+    )
     # The latest BTC-USD time twice: sequence breaks the tie (the higher wins); a higher
     # sequence stored with an older time is not the latest.
     latest = now - timedelta(minutes=3)
     ticks.append(Tick("BTC-USD", 4 * 10**6, latest, "84300", "0.5", trade_id=7))
-    ticks.append(Tick("BTC-USD", 4 * 10**6 + 1, latest, "84301.25", "0.25", trade_id=8,
-                      bid="84300.5", ask="84301.75"))
-    ticks.append(Tick("BTC-USD", 9 * 10**6, latest - timedelta(seconds=1), "1", "0.1",
-                      trade_id=9))
+    ticks.append(
+        Tick(
+            "BTC-USD",
+            4 * 10**6 + 1,
+            latest,
+            "84301.25",
+            "0.25",
+            trade_id=8,
+            bid="84300.5",
+            ask="84301.75",
+        )
+    )
+    ticks.append(Tick("BTC-USD", 9 * 10**6, latest - timedelta(seconds=1), "1", "0.1", trade_id=9))
     return ticks
 
 
@@ -135,9 +172,27 @@ COLUMNS = (
 
 def insert(connection: Connection[Cursor], database: str, ticks: Iterable[Tick]) -> None:
     rows = [
-        (t.product, t.sequence, t.trade_id, t.price, t.side, t.size, t.bid, "1", t.ask, "1",
-         "83000", t.volume_24h, "82000", "85000", "180889.671598", t.time, t.time,
-         PRODUCTS.index(t.product), t.sequence)
+        (
+            t.product,
+            t.sequence,
+            t.trade_id,
+            t.price,
+            t.side,
+            t.size,
+            t.bid,
+            "1",
+            t.ask,
+            "1",
+            "83000",
+            t.volume_24h,
+            "82000",
+            "85000",
+            "180889.671598",
+            t.time,
+            t.time,
+            PRODUCTS.index(t.product),
+            t.sequence,
+        )
         for t in ticks
     ]
     with connection.cursor() as cursor:
@@ -154,8 +209,9 @@ def unix(at: datetime) -> int:
     return int((at - EPOCH).total_seconds())
 
 
-def candles(ticks: list[Tick], product: str, granularity: int, start: datetime,
-            end: datetime) -> list[list[str]]:
+def candles(
+    ticks: list[Tick], product: str, granularity: int, start: datetime, end: datetime
+) -> list[list[str]]:
     """[[time, low, high, open, close, volume], ...] newest first, as exact texts."""
     buckets: dict[int, list[Tick]] = {}
     for tick in ticks:
@@ -168,9 +224,16 @@ def candles(ticks: list[Tick], product: str, granularity: int, start: datetime,
         with localcontext() as context:
             context.prec = 100
             volume = sum((Decimal(t.size) for t in members), Decimal(0))
-        result.append([str(bucket), text(min(prices)), text(max(prices)),
-                       text(Decimal(members[0].price)), text(Decimal(members[-1].price)),
-                       text(volume)])
+        result.append(
+            [
+                str(bucket),
+                text(min(prices)),
+                text(max(prices)),
+                text(Decimal(members[0].price)),
+                text(Decimal(members[-1].price)),
+                text(volume),
+            ]
+        )
     return result
 
 
@@ -194,12 +257,12 @@ def notional(tick: Tick) -> str:
         return text(Decimal(tick.price) * Decimal(tick.size))
 
 
-def gaps(ticks: list[Tick], product: str, start: datetime, end: datetime,
-         min_gap_s: int) -> list[tuple[datetime, datetime]]:
+def gaps(
+    ticks: list[Tick], product: str, start: datetime, end: datetime, min_gap_s: int
+) -> list[tuple[datetime, datetime]]:
     times = sorted(t.time for t in ticks if t.product == product and start <= t.time < end)
     edges = [start, *times, end] if times else [start, end]
-    return [(a, b) for a, b in itertools.pairwise(edges)
-            if (b - a).total_seconds() > min_gap_s]
+    return [(a, b) for a, b in itertools.pairwise(edges) if (b - a).total_seconds() > min_gap_s]
 
 
 def iso(at: datetime) -> str:

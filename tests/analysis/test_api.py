@@ -16,8 +16,10 @@ H = timedelta(hours=1)
 
 
 def candles_path(product: str, granularity: int, start: object, end: object) -> str:
-    return (f"/products/{product}/candles?granularity={granularity}"
-            f"&start={quote(str(start))}&end={quote(str(end))}")
+    return (
+        f"/products/{product}/candles?granularity={granularity}"
+        f"&start={quote(str(start))}&end={quote(str(end))}"
+    )
 
 
 def test_products_lists_first_last_and_count(analysis: Analysis) -> None:
@@ -26,14 +28,21 @@ def test_products_lists_first_last_and_count(analysis: Analysis) -> None:
     expected = []
     for product in sorted(dataset.PRODUCTS):
         mine = [t.time for t in analysis.ticks if t.product == product]
-        expected.append({"id": product, "first_time": iso(min(mine)),
-                         "last_time": iso(max(mine)), "ticks": len(mine)})
+        expected.append(
+            {
+                "id": product,
+                "first_time": iso(min(mine)),
+                "last_time": iso(max(mine)),
+                "ticks": len(mine),
+            }
+        )
     assert reply.json() == expected
 
 
 def test_candles_across_bucket_edges_ties_and_empty_minutes(analysis: Analysis) -> None:
-    reply = analysis.get(candles_path("BTC-USD", 60, "2026-09-29T13:00:00Z",
-                                      "2026-09-29T13:10:00Z"))
+    reply = analysis.get(
+        candles_path("BTC-USD", 60, "2026-09-29T13:00:00Z", "2026-09-29T13:10:00Z")
+    )
     assert reply.status == 200
     assert reply.headers["content-type"] == "application/json"
     got = reply.exact()
@@ -41,38 +50,49 @@ def test_candles_across_bucket_edges_ties_and_empty_minutes(analysis: Analysis) 
     # Spelled out, so the oracle itself is checked: 13:03 is empty and omitted; 13:02's open
     # is sequence 104 (stored after 105, same time); the 13:01:00.000000 tick opens 13:01.
     base = unix(T0)
-    assert [row[0] for row in got] == [str(base + 240), str(base + 120), str(base + 60),
-                                       str(base)]
+    assert [row[0] for row in got] == [str(base + 240), str(base + 120), str(base + 60), str(base)]
     assert got[1] == [str(base + 120), "84001", "84002", "84001", "84002", "3"]
-    assert got[2] == [str(base + 60), "83990", "83990", "83990", "83990",
-                      "0.000000000000000001"]
-    assert got[3] == [str(base), "84000.100000000000000001", "84010.5",
-                      "84000.100000000000000001", "84010.5", "0.3"]
+    assert got[2] == [str(base + 60), "83990", "83990", "83990", "83990", "0.000000000000000001"]
+    assert got[3] == [
+        str(base),
+        "84000.100000000000000001",
+        "84010.5",
+        "84000.100000000000000001",
+        "84010.5",
+        "0.3",
+    ]
     # Exact digits in the body itself: 20 integer digits, a sum that a float would round.
     assert b"12345678901234567890.5" in reply.body
     assert b",100000000000000000000.299999999999999999]" in reply.body
 
 
 @pytest.mark.parametrize("granularity", [60, 300, 900, 3600, 21600, 86400])
-def test_candles_of_a_random_walk_at_every_granularity(analysis: Analysis,
-                                                       granularity: int) -> None:
+def test_candles_of_a_random_walk_at_every_granularity(
+    analysis: Analysis, granularity: int
+) -> None:
     span = min(299 * granularity, 6 * 3600)  # one bucket before T0: 300 in all
     start, end = T0 - timedelta(seconds=granularity), T0 + timedelta(seconds=span)
     reply = analysis.get(candles_path("BTC-EUR", granularity, iso(start), iso(end)))
     assert reply.status == 200
-    expected = dataset.candles(analysis.ticks, "BTC-EUR", granularity,
-                               dataset.EPOCH + timedelta(seconds=unix(start) // granularity
-                                                          * granularity), end)
+    expected = dataset.candles(
+        analysis.ticks,
+        "BTC-EUR",
+        granularity,
+        dataset.EPOCH + timedelta(seconds=unix(start) // granularity * granularity),
+        end,
+    )
     assert reply.exact() == expected
     assert len(expected) > (1 if granularity < 21600 else 0)
 
 
 def test_candles_unaligned_bounds_take_whole_buckets(analysis: Analysis) -> None:
     # 13:00:30 .. 13:02:10 covers the buckets 13:00, 13:01 and 13:02 whole.
-    reply = analysis.get(candles_path("BTC-USD", 60, "2026-09-29T13:00:30Z",
-                                      "2026-09-29T13:02:10Z"))
-    assert reply.exact() == dataset.candles(analysis.ticks, "BTC-USD", 60, T0,
-                                            T0 + timedelta(minutes=3))
+    reply = analysis.get(
+        candles_path("BTC-USD", 60, "2026-09-29T13:00:30Z", "2026-09-29T13:02:10Z")
+    )
+    assert reply.exact() == dataset.candles(
+        analysis.ticks, "BTC-USD", 60, T0, T0 + timedelta(minutes=3)
+    )
     # Unix seconds and a +02:00 offset name the same instants.
     same = analysis.get(candles_path("BTC-USD", 60, unix(T0) + 30, "2026-09-29T15:02:10+02:00"))
     assert same.body == reply.body
@@ -85,8 +105,9 @@ def test_candles_default_is_the_latest_300_buckets(analysis: Analysis) -> None:
     end = analysis.now.replace(second=0, microsecond=0) + timedelta(minutes=1)
     expected = dataset.candles(analysis.ticks, "ETH-BTC", 60, end - timedelta(minutes=300), end)
     # The clock may have crossed a minute since the fixture: allow the window to slide by one.
-    later = dataset.candles(analysis.ticks, "ETH-BTC", 60, end - timedelta(minutes=299),
-                            end + timedelta(minutes=1))
+    later = dataset.candles(
+        analysis.ticks, "ETH-BTC", 60, end - timedelta(minutes=299), end + timedelta(minutes=1)
+    )
     assert got in (expected, later)
     assert 0 < len(got) <= 300
 
@@ -119,8 +140,14 @@ def test_ticker_is_the_latest_by_time_then_sequence(analysis: Analysis) -> None:
     tick = dataset.latest(analysis.ticks, "BTC-USD")
     assert tick.sequence == 4 * 10**6 + 1  # the oracle agrees with the set-up's intent
     assert reply.json() == {
-        "trade_id": tick.trade_id, "price": "84301.25", "size": "0.25", "time": iso(tick.time),
-        "bid": "84300.5", "ask": "84301.75", "volume": "5667.4192685", "sequence": tick.sequence,
+        "trade_id": tick.trade_id,
+        "price": "84301.25",
+        "size": "0.25",
+        "time": iso(tick.time),
+        "bid": "84300.5",
+        "ask": "84301.75",
+        "volume": "5667.4192685",
+        "sequence": tick.sequence,
     }
     assert analysis.get("/products/NOPE-USD/ticker").status == 404
 
@@ -129,30 +156,41 @@ def test_stats_cover_the_last_24_hours(analysis: Analysis) -> None:
     for product in dataset.PRODUCTS:
         reply = analysis.get(f"/products/{product}/stats")
         assert reply.status == 200
-        mine = sorted(dataset.window(analysis.ticks, product, analysis.now - 24 * H),
-                      key=lambda t: t.order_key)
+        mine = sorted(
+            dataset.window(analysis.ticks, product, analysis.now - 24 * H),
+            key=lambda t: t.order_key,
+        )
         prices = [Decimal(t.price) for t in mine]
         assert reply.json() == {
-            "open": mine[0].price, "high": dataset.text(max(prices)),
-            "low": dataset.text(min(prices)), "last": mine[-1].price,
-            "volume": dataset.text(sum((Decimal(t.size) for t in mine),
-                                       Decimal(0))),
+            "open": mine[0].price,
+            "high": dataset.text(max(prices)),
+            "low": dataset.text(min(prices)),
+            "last": mine[-1].price,
+            "volume": dataset.text(sum((Decimal(t.size) for t in mine), Decimal(0))),
         }
     assert analysis.get("/products/NOPE-USD/stats").status == 404
 
 
-@pytest.mark.parametrize(("product", "hours", "limit"),
-                         [(None, 24, 10), ("BTC-USD", 24, 3), ("ETH-BTC", 30, 5),
-                          (None, 168, 100)])
+@pytest.mark.parametrize(
+    ("product", "hours", "limit"),
+    [(None, 24, 10), ("BTC-USD", 24, 3), ("ETH-BTC", 30, 5), (None, 168, 100)],
+)
 def test_largest_trades(analysis: Analysis, product: str | None, hours: int, limit: int) -> None:
     query = f"hours={hours}&limit={limit}" + (f"&product_id={product}" if product else "")
     reply = analysis.get(f"/trades/largest?{query}")
     assert reply.status == 200
     expected = dataset.largest(analysis.ticks, product, analysis.now - hours * H, limit)
     assert reply.json() == [
-        {"product_id": t.product, "sequence": t.sequence, "trade_id": t.trade_id,
-         "time": iso(t.time), "price": t.price, "size": t.size, "side": t.side,
-         "notional": dataset.notional(t)}
+        {
+            "product_id": t.product,
+            "sequence": t.sequence,
+            "trade_id": t.trade_id,
+            "time": iso(t.time),
+            "price": t.price,
+            "size": t.size,
+            "side": t.side,
+            "notional": dataset.notional(t),
+        }
         for t in expected
     ]
 
@@ -160,13 +198,21 @@ def test_largest_trades(analysis: Analysis, product: str | None, hours: int, lim
 def test_largest_trades_window_ties_and_bad_parameters(analysis: Analysis) -> None:
     top = analysis.get("/trades/largest?product_id=BTC-USD&limit=2").json()
     # The size-500 tick is 26 h old: outside 24 h. The 77.5 tie: the newer first.
-    assert [(t["size"], t["sequence"]) for t in top] == [("77.5", 3 * 10**6 + 1),
-                                                         ("77.5", 3 * 10**6)]
+    assert [(t["size"], t["sequence"]) for t in top] == [
+        ("77.5", 3 * 10**6 + 1),
+        ("77.5", 3 * 10**6),
+    ]
     assert top[0]["notional"] == "6525500"  # 84200 x 77.5
     older = analysis.get("/trades/largest?product_id=BTC-USD&hours=30&limit=1").json()
     assert older[0]["size"] == "500"
-    for query, status in [("limit=0", 422), ("limit=101", 422), ("hours=0", 422),
-                          ("hours=169", 422), ("hours=x", 422), ("product_id=NOPE-USD", 404)]:
+    for query, status in [
+        ("limit=0", 422),
+        ("limit=101", 422),
+        ("hours=0", 422),
+        ("hours=169", 422),
+        ("hours=x", 422),
+        ("product_id=NOPE-USD", 404),
+    ]:
         reply = analysis.get(f"/trades/largest?{query}")
         assert (query, reply.status) == (query, status)
         assert reply.json()["message"]
@@ -174,8 +220,9 @@ def test_largest_trades_window_ties_and_bad_parameters(analysis: Analysis) -> No
 
 def test_coverage_finds_the_hole(analysis: Analysis) -> None:
     start, end = T0 - timedelta(minutes=10), T0 + timedelta(minutes=70)
-    reply = analysis.get(f"/coverage?product_id=ETH-BTC&start={iso(start)}&end={iso(end)}"
-                         "&min_gap_s=300")
+    reply = analysis.get(
+        f"/coverage?product_id=ETH-BTC&start={iso(start)}&end={iso(end)}&min_gap_s=300"
+    )
     assert reply.status == 200
     expected = dataset.gaps(analysis.ticks, "ETH-BTC", start, end, 300)
     assert reply.json() == [
@@ -190,12 +237,15 @@ def test_coverage_limits_and_empty_ranges(analysis: Analysis) -> None:
     start, end = T0 - timedelta(days=3), T0 - timedelta(days=2)
     whole = analysis.get(f"/coverage?product_id=ETH-BTC&start={iso(start)}&end={iso(end)}")
     assert whole.json() == [{"start": iso(start), "end": iso(end), "seconds": 86400.0}]
-    few = analysis.get(f"/coverage?product_id=BTC-EUR&start={iso(T0)}"
-                       f"&end={iso(T0 + 6 * H)}&min_gap_s=60&limit=2")
+    few = analysis.get(
+        f"/coverage?product_id=BTC-EUR&start={iso(T0)}&end={iso(T0 + 6 * H)}&min_gap_s=60&limit=2"
+    )
     expected = dataset.gaps(analysis.ticks, "BTC-EUR", T0, T0 + 6 * H, 60)
     assert len(expected) > 2
-    assert few.json() == [{"start": iso(a), "end": iso(b), "seconds": (b - a).total_seconds()}
-                          for a, b in expected[:2]]
+    assert few.json() == [
+        {"start": iso(a), "end": iso(b), "seconds": (b - a).total_seconds()}
+        for a, b in expected[:2]
+    ]
     for query, status in [
         ("product_id=NOPE-USD", 404),
         ("", 422),
@@ -214,7 +264,13 @@ def test_health_metrics_docs(analysis: Analysis) -> None:
     docs = analysis.get("/docs")
     assert docs.status == 200 and b"swagger" in docs.body.lower()
     spec = analysis.get("/openapi.json").json()
-    assert {"/products", "/products/{product_id}/candles", "/products/{product_id}/ticker",
-            "/products/{product_id}/stats", "/trades/largest", "/coverage"} <= set(spec["paths"])
+    assert {
+        "/products",
+        "/products/{product_id}/candles",
+        "/products/{product_id}/ticker",
+        "/products/{product_id}/stats",
+        "/trades/largest",
+        "/coverage",
+    } <= set(spec["paths"])
     assert "undercounts" in spec["info"]["description"]
     assert analysis.get("/nothing-here").status == 404

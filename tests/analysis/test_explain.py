@@ -58,8 +58,13 @@ def explain(reader: pymysql.Connection[Any], name: str) -> list[dict[str, Any]]:
         plan = list(cursor.fetchall())
     print(f"\nEXPLAIN {name}:")
     for step in plan:
-        print("  " + "  ".join(f"{key}={step[key]}" for key in
-                               ("id", "select_type", "table", "type", "key", "rows", "Extra")))
+        print(
+            "  "
+            + "  ".join(
+                f"{key}={step[key]}"
+                for key in ("id", "select_type", "table", "type", "key", "rows", "Extra")
+            )
+        )
     return plan
 
 
@@ -127,8 +132,13 @@ def test_count_exists_and_gaps_stay_in_an_index(reader: Any) -> None:
 
 def test_every_statement_is_explained(reader: Any) -> None:
     """A new statement in queries.py must get a case here."""
-    named = {value for key, value in vars(queries).items() if key.isupper()
-             and isinstance(value, str) and "SELECT" in value and key not in
-             ("FIRST_AT", "LAST_AT", "LARGEST_ONE", "LARGEST")}
+    named = {
+        value
+        for key, value in vars(queries).items()
+        if key.isupper()
+        and isinstance(value, str)
+        and "SELECT" in value
+        and key not in ("FIRST_AT", "LAST_AT", "LARGEST_ONE", "LARGEST")
+    }
     explained = {sql for sql, _ in CASES.values()}
     assert named <= explained

@@ -90,8 +90,10 @@ def test_page_draws_one_chart_per_product_and_the_largest_trades(
 
     trades = analysis.get("/trades/largest?hours=24&limit=10").json()
     cells = browser.execute_script(TABLE)  # in one go: the page redraws it every second
-    assert cells == [[t["product_id"], t["time"], t["side"], t["price"], t["size"],
-                      t["notional"]] for t in trades]
+    assert cells == [
+        [t["product_id"], t["time"], t["side"], t["price"], t["size"], t["notional"]]
+        for t in trades
+    ]
     assert len(cells) == 10
 
     SCREENSHOT.parent.mkdir(exist_ok=True)
@@ -105,8 +107,13 @@ def test_granularity_selector_and_auto_refresh(
     browser.get(analysis.url + "/?refresh=1")
     wait(browser, lambda: refreshes(browser) >= 1)
     Select(browser.find_element(By.ID, "granularity")).select_by_value("300")
-    wait(browser, lambda: all(s.get_attribute("data-granularity") == "300"
-                              for s in browser.find_elements(By.CSS_SELECTOR, "section.chart")))
+    wait(
+        browser,
+        lambda: all(
+            s.get_attribute("data-granularity") == "300"
+            for s in browser.find_elements(By.CSS_SELECTOR, "section.chart")
+        ),
+    )
     for product in dataset.PRODUCTS:
         assert browser.execute_script(DRAWN)[product] == api_candles(analysis, product, 300)
 
@@ -115,8 +122,15 @@ def test_granularity_selector_and_auto_refresh(
     tick = dataset.Tick("BTC-EUR", 10**8, now, "1", "1")
     with services.admin() as connection:
         dataset.insert(connection, analysis.database, [tick])
-    wait(browser, lambda: browser.execute_script(
-        "return window.analysisPage.charts['BTC-EUR'].candles.data().at(-1).close") == 1)
+    wait(
+        browser,
+        lambda: (
+            browser.execute_script(
+                "return window.analysisPage.charts['BTC-EUR'].candles.data().at(-1).close"
+            )
+            == 1
+        ),
+    )
     assert not console_errors(browser)
 
 

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from shared.failures import EXIT_CODES_HELP
 from tests.conftest import ROOT, Pipeline, python_env
 from tests.consumer.harness import Feed, assert_exact
 from tests.consumer.test_backfill import run_backfill
-from tests.factories import free_port
+from tests.factories import fatal_line, free_port
 
 NOWHERE = {
     # Help must not touch services: point them at closed ports.
@@ -44,7 +45,7 @@ def test_help_lists_usage_settings_and_exit_codes_and_starts_nothing(args: tuple
     assert text.startswith("usage: python -m consumer")
     for name in ("CONSUMER_PRODUCTS", "MYSQL_BULK_LOAD", "BATCH_MAX_ROWS", "KAFKA_GROUP_ID"):
         assert name in text, name
-    assert "exit codes:" in text and "  2  cannot start" in text
+    assert EXIT_CODES_HELP in text
     if "backfill" in args:
         assert "--summary-json PATH" in text and "--since" in text
     assert done.stderr == ""
@@ -57,9 +58,15 @@ def test_help_lists_usage_settings_and_exit_codes_and_starts_nothing(args: tuple
 def test_bad_consumer_products_stop_start_up_with_one_line(value: str, says: str) -> None:
     done = consumer(CONSUMER_PRODUCTS=value, PRODUCTS="ETH-BTC,BTC-USD")
     lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert done.returncode != 0
+    assert done.returncode == 2
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("invalid setting CONSUMER_PRODUCTS") and says in lines[0], lines[0]
+
+
+def test_a_backfill_time_that_is_not_iso_8601_stops_with_one_line(pipeline: Pipeline) -> None:
+    done = consumer("backfill", "--since", "yesterday", **pipeline.env())
+    assert done.returncode == 2, done.stderr
+    assert fatal_line(done.stderr, 2) == "not an ISO-8601 time: 'yesterday'"
 
 
 @pytest.mark.timeout(90)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from ops.http import http_get
 from tests.conftest import APP_USER, Pipeline
 from tests.consumer.harness import (
     Feed,
@@ -16,7 +17,7 @@ from tests.consumer.harness import (
     json_lines,
     wait_until_exact,
 )
-from tests.factories import committed, row_count
+from tests.factories import committed, fatal_line, free_port, row_count
 
 
 def stderr_lines(service: Service) -> list[str]:
@@ -38,11 +39,11 @@ def test_table_missing_a_column_stops_at_start_with_one_line(
     finally:
         consumer.stop_quietly()
     took = time.monotonic() - started
-    lines = stderr_lines(consumer)
-    assert code != 0, consumer.stderr()
+    assert code == 2, consumer.stderr()
     assert took < 20, f"took {took:.1f} s to give up\n{consumer.stderr()}"
-    assert len(lines) == 1, consumer.stderr()
-    assert "volume_30d" in lines[0] and "`order`" in lines[0], lines[0]
+    assert len(stderr_lines(consumer)) == 2, consumer.stderr()  # structured, then plain
+    line = fatal_line(consumer.stderr_path.read_text(), 2)
+    assert "volume_30d" in line and "`order`" in line, line
     assert row_count(pipeline) == 0
 
 
@@ -61,7 +62,7 @@ def test_bad_setting_exits_with_one_line_naming_it(
     finally:
         consumer.stop_quietly()
     lines = stderr_lines(consumer)
-    assert code != 0, consumer.stderr()
+    assert code == 2, consumer.stderr()
     assert len(lines) == 1, consumer.stderr()
     assert lines[0].startswith(f"invalid setting {name}"), lines[0]
 
@@ -102,14 +103,15 @@ def test_a_writer_that_dies_brings_the_process_down(
         consumer.stop_quietly()
 
     log = consumer.stderr_path.read_text()
-    assert code != 0, consumer.stderr()
+    assert code == 1, consumer.stderr()
     assert took < 25, f"took {took:.1f} s to go down\n{consumer.stderr()}"
-    died = [
-        line for line in json_lines(log) if str(line.get("event", "")).startswith("a writer died")
-    ]
+    died = [line for line in json_lines(log) if line.get("event") == "writer failed"]
     assert len(died) == 1, consumer.stderr()
     assert died[0]["product"] == "BTC-USD", died[0]
-    assert code_in_error in str(died[0]["error"]), died[0]
+    line = fatal_line(log, 1)  # one plain line, no traceback
+    assert line.startswith("writer BTC-USD: MySQL refused the write as " + APP_USER), line
+    assert code_in_error in line, line
+    assert any(entry.get("event") == "consumer stopped" for entry in json_lines(log))
     stopped = {line["product"] for line in json_lines(log) if line.get("event") == "writer stopped"}
     assert stopped == {"ETH-BTC", "BTC-EUR"}, f"the healthy writers should stop cleanly\n{log}"
     assert committed(pipeline) == before, "offsets committed past rows that were not written"
@@ -127,3 +129,36 @@ def test_a_writer_that_dies_brings_the_process_down(
     finally:
         consumer.stop_quietly()
     assert_exact(feed, "after the privilege came back")
+
+
+@pytest.mark.timeout(90)
+def test_a_deleted_topic_turns_the_consumer_unhealthy_then_stops_it_with_one_line(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    feed = Feed(pipeline)
+    feed.produce(200)
+    port = free_port()
+    consumer = Service(pipeline, tmp_path, CONSUMER_METRICS_PORT=str(port))
+    health = f"http://127.0.0.1:{port}/healthz"
+    try:
+        consumer.start()
+        wait_until_exact(feed, consumer, 30)
+        admin = pipeline.services.admin_client()
+        admin.delete_topics([pipeline.topic])[pipeline.topic].result()
+        deleted_at = time.monotonic()
+        statuses = []
+        while consumer.alive() and time.monotonic() - deleted_at < 40:
+            statuses.append(http_get(health)[0])
+            time.sleep(0.1)
+        took = time.monotonic() - deleted_at
+        code = consumer.wait(10)
+    finally:
+        consumer.stop_quietly()
+    log = consumer.stderr_path.read_text()
+    assert code == 1, consumer.stderr()
+    assert took < 20, f"took {took:.1f} s to stop\n{consumer.stderr()}"
+    assert 503 in statuses, statuses  # unhealthy before it exits
+    line = fatal_line(log, 1)
+    assert pipeline.topic in line and "gone" in line, line
+    assert log.count("offset commit failed") <= 3, consumer.stderr()
+    assert row_count(pipeline) == 600

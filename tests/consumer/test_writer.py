@@ -12,12 +12,16 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from consumer import offsets
+from consumer import partition_client
+from consumer.failures import is_transient
 from consumer.settings import ConsumerSettings
 from consumer.sink import Row, WriteResult
 from consumer.sink.errors import SinkRejected, SinkUnavailable
 from consumer.writer import PartitionWriter
+from shared import supervision
 from shared.dead_letters import DeadLetterPublisher
+from shared.failures import Fatal
+from shared.supervision import TopicState
 from tests.factories import ticker
 
 TOPIC = "unit.ticker"
@@ -45,6 +49,16 @@ class FakeMessage:
 
     def topic(self) -> str:
         return TOPIC
+
+
+class FakeErrorEvent:
+    """An error event as librdkafka hands it out among the records."""
+
+    def __init__(self, error: KafkaError) -> None:
+        self._error = error
+
+    def error(self) -> KafkaError:
+        return self._error
 
 
 class FakeSink:
@@ -94,6 +108,7 @@ class FakeConsumer:
         self.paused = False
         self.events: list[str] = []
         self.commits: list[tuple[int, int, bool]] = []  # (offset, sink stored up to, async)
+        self.error_event: KafkaError | None = None
 
     def committed(self, partitions: list[TopicPartition], timeout: float) -> list[TopicPartition]:
         return [TopicPartition(TOPIC, PARTITION, -1001)]
@@ -105,7 +120,9 @@ class FakeConsumer:
         batch = self.consume(1, timeout)
         return batch[0] if batch else None
 
-    def consume(self, num_messages: int, timeout: float) -> list[FakeMessage]:
+    def consume(self, num_messages: int, timeout: float) -> list[Any]:
+        if self.error_event is not None:
+            return [FakeErrorEvent(self.error_event)]
         if self.paused or self.position >= len(self.records) or not self.reaches_broker:
             time.sleep(min(timeout, 0.01))
             return []
@@ -190,7 +207,8 @@ class Rig:
         self.stuck_consumers = 0  # how many consumers, first made first, never answer commits
         self.wedged_consumers = 0  # how many consumers, first made first, reach no broker
         self.group: dict[str, Any] = {}  # the group's committed offset, as the broker holds it
-        self.cluster_answers = True
+        self.topic_state = TopicState.READY  # what a fresh client finds
+        self.consume_error: KafkaError | None = None  # every consume answers this event
         values = {"kafka_topic": TOPIC, "products": ("ETH-BTC", PRODUCT), **settings}
         self.writer = PartitionWriter(
             ConsumerSettings(**values),
@@ -200,7 +218,7 @@ class Rig:
             sink=sink,
             make_consumer=self.make_consumer,
             dead_letters=lambda: DeadLetterPublisher(self.producer, "dlq", stage="consumer"),  # type: ignore[arg-type]
-            cluster_answers=lambda: self.cluster_answers,
+            probe=lambda: self.topic_state,
         )
 
     def make_consumer(self, group: str, on_commit: Callable[..., None]) -> FakeConsumer:
@@ -209,6 +227,7 @@ class Rig:
         self.consumer = FakeConsumer(
             self.records, self.sink, on_commit, answers, reaches, self.group
         )
+        self.consumer.error_event = self.consume_error
         self.consumers.append(self.consumer)
         return self.consumer
 
@@ -258,10 +277,17 @@ def test_offsets_are_committed_about_once_a_second() -> None:
     assert commits[-1] == (600, 600, False)  # at shutdown: synchronous
 
 
-def test_unanswered_commits_replace_the_kafka_consumer_and_writing_goes_on(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(offsets, "COMMIT_ANSWER_TIMEOUT_S", 0.3)
+@pytest.fixture
+def fast_supervision(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stall and probe periods of a fraction of a second instead of seconds."""
+    monkeypatch.setattr(supervision, "STALL_S", 0.3)
+    monkeypatch.setattr(supervision, "PROBE_AFTER_S", 0.05)
+    monkeypatch.setattr(supervision, "MISSING_GRACE_S", 0.2)
+    monkeypatch.setattr(partition_client, "QUIET_CHECK_S", 0.1)
+
+
+@pytest.mark.usefixtures("fast_supervision")
+def test_unanswered_commits_replace_the_kafka_consumer_and_writing_goes_on() -> None:
     sink = FakeSink()
     records = frames(300)
     rig = Rig(records, sink, batch_max_rows=5, batch_max_wait_ms=1)
@@ -273,12 +299,10 @@ def test_unanswered_commits_replace_the_kafka_consumer_and_writing_goes_on(
     assert second.commits[-1][:2] == (300, 300)  # the new consumer commits to the end
 
 
-def test_a_commit_the_replaced_consumer_held_cannot_leave_the_group_offset_behind(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.mark.usefixtures("fast_supervision")
+def test_a_commit_the_replaced_consumer_held_cannot_leave_the_group_offset_behind() -> None:
     """The old consumer's close sends its held commit after the new one committed the end,
     and goes on closing: the writer commits the end again meanwhile."""
-    monkeypatch.setattr(offsets, "COMMIT_ANSWER_TIMEOUT_S", 0.3)
     sink = FakeSink()
     rig = Rig(frames(300), sink, batch_max_rows=5, batch_max_wait_ms=1)
     rig.stuck_consumers = 1
@@ -298,11 +322,11 @@ def test_a_commit_reported_failed_that_lands_late_cannot_leave_the_group_offset_
     assert rig.group["offset"] == 300
 
 
+@pytest.mark.usefixtures("fast_supervision")
 def test_a_quiet_consumer_that_lost_its_brokers_is_replaced_and_writing_goes_on() -> None:
     """Nothing to commit, so no unanswered commit gives it away: the quiet check must."""
     sink = FakeSink()
     rig = Rig(frames(50), sink, batch_max_rows=10, batch_max_wait_ms=1)
-    rig.writer.quiet_check_s = 0.2
     rig.wedged_consumers = 1
     rig.run_until(lambda: len(sink.keys) == 50)
     wedged, working = rig.consumers
@@ -311,14 +335,50 @@ def test_a_quiet_consumer_that_lost_its_brokers_is_replaced_and_writing_goes_on(
     assert sum(sink.batches) == 50  # once each
 
 
+@pytest.mark.usefixtures("fast_supervision")
 def test_a_quiet_consumer_is_kept_while_the_cluster_itself_is_away() -> None:
     """A real outage: a new client would do no better, so the writer keeps its own."""
     rig = Rig(frames(5), FakeSink(), batch_max_wait_ms=1)
-    rig.writer.quiet_check_s = 0.05
     rig.wedged_consumers = 99
-    rig.cluster_answers = False
+    rig.topic_state = TopicState.UNREACHABLE
     rig.run_until(lambda: False, timeout_s=1)
     assert len(rig.consumers) == 1 and not rig.sink.keys
+    assert rig.writer.error is None
+
+
+@pytest.mark.usefixtures("fast_supervision")
+def test_a_topic_that_stays_missing_fails_the_writer_with_one_line() -> None:
+    """The cluster answers without the topic past the grace: not a wedged client to replace,
+    a failure to report (exit 1), with what MySQL holds committed on the way out."""
+    rig = Rig(frames(5), FakeSink(), batch_max_wait_ms=1)
+    rig.wedged_consumers = 99
+    rig.topic_state = TopicState.MISSING
+    rig.run_until(lambda: rig.writer.error is not None, timeout_s=5)
+    assert isinstance(rig.writer.error, supervision.TopicGone)
+    assert TOPIC in str(rig.writer.error) and "gone" in str(rig.writer.error)
+    assert len(rig.consumers) == 1  # not replaced
+
+
+def test_a_permanent_consume_error_fails_the_writer() -> None:
+    denied = KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED, "denied")
+    rig = Rig(frames(5), FakeSink(), batch_max_wait_ms=1)
+    rig.consume_error = denied
+    rig.run_until(lambda: rig.writer.error is not None, timeout_s=5)
+    assert isinstance(rig.writer.error, Fatal)
+    assert "TOPIC_AUTHORIZATION_FAILED" in str(rig.writer.error)
+
+
+def test_a_kafka_client_that_cannot_be_built_fails_the_writer_not_quietly() -> None:
+    rig = Rig(frames(5), FakeSink(), batch_max_wait_ms=1)
+
+    def cannot(group: str, on_commit: Callable[..., None]) -> FakeConsumer:
+        raise KafkaException(KafkaError(KafkaError._INVALID_ARG, "bad config"))
+
+    rig.writer._make_consumer = cannot
+    rig.writer.start()
+    rig.writer.join(10)
+    assert isinstance(rig.writer.error, Fatal) and "bad config" in str(rig.writer.error)
+    assert rig.sink.closed
 
 
 def test_an_idle_writer_commits_its_last_batch_within_about_a_second() -> None:
@@ -346,13 +406,14 @@ def test_a_transient_sink_failure_pauses_the_partition_and_retries() -> None:
     assert rig.writer.status.state == "stopped"
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_a_permanent_sink_failure_kills_the_writer_without_committing_past_the_rows() -> None:
     sink = FakeSink([SinkRejected("1142 INSERT command denied")])
     rig = Rig(frames(10), sink, batch_max_wait_ms=1)
     rig.writer.start()
     rig.writer.join(10)
-    assert isinstance(rig.writer.error, SinkRejected)
+    assert isinstance(rig.writer.error, Fatal)  # a thread that ends quietly: no traceback
+    assert "1142 INSERT command denied" in str(rig.writer.error)
+    assert "ticker_writer" in str(rig.writer.error)  # the account it writes as
     assert rig.consumer is not None and rig.consumer.commits == []
     assert sink.keys == set()
 
@@ -380,6 +441,4 @@ def test_a_backfill_stops_at_its_end_offset_and_commits_nothing() -> None:
 
 @pytest.mark.parametrize("failure", [SinkUnavailable("x"), SinkRejected("y")])
 def test_sink_errors_say_whether_to_retry(failure: Exception) -> None:
-    from consumer.writer import is_transient
-
     assert is_transient(failure) == isinstance(failure, SinkUnavailable)

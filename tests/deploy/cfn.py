@@ -217,6 +217,8 @@ class _Resolver:
             return properties[key]
         if kind == "AWS::EC2::SecurityGroup":
             return CREATED_SECURITY_GROUP
+        if kind == "AWS::SNS::Topic":
+            return f"arn:aws:sns:{REGION}:{ACCOUNT}:{properties['TopicName']}"
         raise AssertionError(f"Ref to {kind} is not modelled")
 
     def get_att(self, name: str, attribute: str) -> Any:
@@ -232,6 +234,10 @@ class _Resolver:
             return properties["ServiceName"]
         if (kind, attribute) == ("AWS::ECS::TaskDefinition", "TaskDefinitionArn"):
             return self.ref(name)
+        if (kind, attribute) == ("AWS::ECS::Cluster", "Arn"):
+            return f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{properties['ClusterName']}"
+        if (kind, attribute) == ("AWS::Events::Rule", "Arn"):
+            return f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{properties['Name']}"
         raise AssertionError(f"GetAtt {kind}.{attribute} is not modelled")
 
     # ---------------------------------------------------------------- values

@@ -1,4 +1,6 @@
-"""Monitoring: Prometheus scrapes both services; the dashboard queries only exported metrics."""
+"""Monitoring: Prometheus scrapes what runs; the dashboard queries only exported metrics.
+
+The alert rules have their own module, test_alerts.py."""
 
 from __future__ import annotations
 
@@ -11,9 +13,11 @@ from typing import Any
 import yaml
 from prometheus_client.core import REGISTRY
 
+import analysis.metrics
 import consumer.metrics
 import producer.metrics
-from tests.deploy.contract import ROOT, compose_service
+import shared.supervision
+from tests.deploy.contract import ROOT, compose, compose_service
 
 MONITORING = ROOT / "deploy" / "monitoring"
 
@@ -25,8 +29,8 @@ def load_json(path: Any) -> dict[str, Any]:
 
 
 def exported_metric_names() -> set[str]:
-    """Sample names the two services export (their modules are imported above)."""
-    assert producer.metrics and consumer.metrics
+    """Sample names the services export (the modules defining them are imported above)."""
+    assert producer.metrics and consumer.metrics and analysis.metrics and shared.supervision
     suffixes = {
         "counter": ("_total",),
         "gauge": ("",),
@@ -48,13 +52,56 @@ def panels() -> Iterator[dict[str, Any]]:
     yield from dashboard()["panels"]
 
 
-def test_prometheus_scrapes_both_services() -> None:
+def scrape_jobs() -> dict[str, dict[str, Any]]:
     config = yaml.safe_load((MONITORING / "prometheus.yml").read_text())
-    targets = {
-        job["job_name"]: [t for group in job["static_configs"] for t in group["targets"]]
-        for job in config["scrape_configs"]
+    return {job["job_name"]: job for job in config["scrape_configs"]}
+
+
+def static_targets(job: dict[str, Any]) -> list[str]:
+    return [target for group in job.get("static_configs", []) for target in group["targets"]]
+
+
+def test_prometheus_scrapes_producer_and_analysis() -> None:
+    jobs = scrape_jobs()
+    assert set(jobs) == {"producer", "analysis", "consumer"}
+    producer_port = compose_service("producer")["environment"]["PRODUCER_METRICS_PORT"]
+    analysis_port = compose_service("analysis")["environment"]["ANALYSIS_PORT"]
+    assert static_targets(jobs["producer"]) == [f"producer:{producer_port}"]
+    assert static_targets(jobs["analysis"]) == [f"analysis:{analysis_port}"]
+
+
+def test_prometheus_scrapes_every_compose_consumer_with_its_instrument() -> None:
+    """Each consumer service of docker-compose.yml (every profile) is found by its name and
+    labelled with what it writes: its CONSUMER_PRODUCTS, or "all"."""
+    job = scrape_jobs()["consumer"]
+    [lookup] = job["dns_sd_configs"]
+    consumers = {
+        name: service
+        for name, service in compose()["services"].items()
+        if service.get("build", {}).get("target") == "consumer"
     }
-    assert targets == {"producer": ["producer:9101"], "consumer": ["consumer:9102"]}
+    assert sorted(lookup["names"]) == sorted(consumers)
+    for name, service in consumers.items():
+        environment = service["environment"]
+        assert lookup["port"] == int(environment["CONSUMER_METRICS_PORT"])
+        labels = relabel(job["relabel_configs"], {"__meta_dns_name": name})
+        assert labels["instrument"] == environment.get("CONSUMER_PRODUCTS", "all"), name
+        assert labels["instance"] == f"{name}:{lookup['port']}"
+        assert labels["service"] == "consumer"
+
+
+def relabel(rules: list[dict[str, Any]], labels: dict[str, str]) -> dict[str, str]:
+    """Prometheus' `replace` relabelling (its default action), which is all the config uses."""
+    labels = dict(labels)
+    for rule in rules:
+        assert rule.get("action", "replace") == "replace"
+        sources = [labels.get(name, "") for name in rule.get("source_labels", [])]
+        value = rule.get("separator", ";").join(sources)
+        match = re.fullmatch(rule.get("regex", "(.*)"), value)
+        if match:
+            replacement = re.sub(r"\$(\d+)", r"\\\1", rule.get("replacement", "$1"))
+            labels[rule["target_label"]] = match.expand(replacement)
+    return labels
 
 
 def test_dashboard_has_the_panels() -> None:

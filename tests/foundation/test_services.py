@@ -13,6 +13,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from consumer.sink import COLUMN_NAMES
 from ops import services as ops_services
+from shared.failures import EXIT_CODES_HELP
 from shared.topics import TopicError, ensure_topic
 from tests.conftest import (
     APP_PASSWORD,
@@ -114,41 +115,65 @@ def test_ensure_creates_one_partition_per_product_and_is_idempotent(services: Se
     )
 
 
+def ensure_topics(**env: str) -> subprocess.CompletedProcess[str]:
+    """`python -m shared.topics ensure` with `env` (JSON logs, as a service in a container)."""
+    return subprocess.run(
+        [sys.executable, "-m", "shared.topics", "ensure"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=python_env({"LOG_FORMAT": "json", **env}),
+    )
+
+
+def test_ensure_command_creates_both_topics_and_exits_0(services: Services) -> None:
+    name = f"test.ensured.{uuid.uuid4().hex[:8]}"
+    admin = services.admin_client()
+    try:
+        result = ensure_topics(
+            KAFKA_BOOTSTRAP_SERVERS=services.bootstrap,
+            KAFKA_TOPIC=name,
+            KAFKA_DLQ_TOPIC=name + ".dlq",
+        )
+        assert result.returncode == 0, result.stderr
+        assert {name, name + ".dlq"} <= set(admin.list_topics(timeout=10).topics)
+    finally:
+        for future in admin.delete_topics([name, name + ".dlq"]).values():
+            future.result(timeout=30)
+
+
 def test_ensure_refuses_topic_with_too_few_partitions(services: Services) -> None:
     name = f"test.narrow.{uuid.uuid4().hex[:8]}"
     create_topic(services, name, partitions=2)
     with pytest.raises(TopicError, match="has 2 partitions but 3"):
         ensure_topic(services.admin_client(), name, partitions=3, retention_ms=-1)
-    result = subprocess.run(
-        [sys.executable, "-m", "shared.topics", "ensure"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=python_env(
-            {
-                "KAFKA_BOOTSTRAP_SERVERS": services.bootstrap,
-                "KAFKA_TOPIC": name,
-                "LOG_FORMAT": "json",
-            }
-        ),
-    )
-    assert result.returncode == 2
-    assert result.stderr.strip().count("\n") == 0
-    assert "has 2 partitions but 3 products" in result.stderr
+    result = ensure_topics(KAFKA_BOOTSTRAP_SERVERS=services.bootstrap, KAFKA_TOPIC=name)
+    assert result.returncode == 2  # cannot start: the topic
+    # One structured line for the log pipeline, then the plain line, last; no traceback.
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) <= 2 and "Traceback" not in result.stderr
+    assert lines[-1].startswith("refusing: ") and "has 2 partitions but 3 products" in lines[-1]
 
 
 def test_bad_setting_stops_with_one_line_naming_it(services: Services) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "shared.topics", "ensure"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=python_env({"PRODUCTS": "BTC-USD,not a product"}),
-    )
-    assert result.returncode != 0
+    result = ensure_topics(PRODUCTS="BTC-USD,not a product")
+    assert result.returncode == 2  # cannot start: a setting
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith("invalid setting PRODUCTS:")
+
+
+def test_ensure_help_shows_the_exit_code_table() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "shared.topics", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0
+    assert EXIT_CODES_HELP in result.stdout
 
 
 def test_services_create_missing_topics_and_refuse_narrow_ones(pipeline: Pipeline) -> None:

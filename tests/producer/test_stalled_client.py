@@ -21,8 +21,9 @@ from confluent_kafka import Producer
 from ops.pipeline import PRODUCTS
 from producer.publisher import Publisher
 from producer.settings import ProducerSettings
-from shared.kafka_clients import CLUSTER_PROBE_TIMEOUT_S, reliable_producer
+from shared.kafka_clients import reliable_producer
 from shared.partitions import PartitionMap
+from shared.supervision import PROBE_TIMEOUT_S
 from tests.conftest import Pipeline
 from tests.factories import read_all, ticker, wait_for
 
@@ -75,7 +76,7 @@ def test_a_stalled_client_is_replaced_and_the_ticks_it_held_are_delivered_once(
         publisher.dead_letter(b"{not json", "not JSON", "BTC-USD")
         wait_for(lambda: publisher.replacements == 1, 30, "the stalled producer replaced")
         after = publish(publisher, 61, 30)
-        assert publisher.flush(20) == 0
+        assert publisher.close(20) == 0
     assert addresses == [silent, settings.kafka_bootstrap_servers]
     records = read_all(pipeline.services.bootstrap, pipeline.topic, 3)
     assert Counter(m.value() for m in records) == Counter(held + after)  # each once
@@ -94,6 +95,7 @@ def test_no_replacement_while_the_cluster_itself_is_unreachable(
         settings = settings_of(pipeline, monkeypatch, KAFKA_BOOTSTRAP_SERVERS=silent)
         publisher = Publisher(settings, PartitionMap(PRODUCTS), "test", stall_s=0.2)
         publish(publisher, 1, 10)
-        time.sleep(2 * CLUSTER_PROBE_TIMEOUT_S + 1)  # two stall periods, each with a failed probe
+        time.sleep(2 * PROBE_TIMEOUT_S + 1)  # two stall periods, each with a failed probe
         assert publisher.replacements == 0
-        assert publisher.flush(0) >= 10  # still held (librdkafka counts its requests too)
+        assert publisher.in_flight() >= 10  # still held (librdkafka counts its requests too)
+        assert publisher.close(0) == 10  # and, at a stop without Kafka, each counted lost

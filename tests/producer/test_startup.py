@@ -11,9 +11,11 @@ from collections import Counter
 import pytest
 
 from ops.pipeline import PRODUCTS
+from shared.failures import EXIT_CODES_HELP
 from simulator import SimulatorConfig, SimulatorThread
 from tests.conftest import ROOT, Pipeline, create_topic, python_env
 from tests.factories import (
+    fatal_line,
     free_port,
     produce,
     read_all,
@@ -37,7 +39,8 @@ def test_help_prints_usage_and_exits_without_starting(module: str) -> None:
     assert done.stdout.startswith(f"usage: python -m {module}".encode())
     assert time.monotonic() - started < 20
     if module == "producer":
-        assert b"FEED_CONNECTIONS" in done.stdout and b"exit codes" in done.stdout
+        assert b"FEED_CONNECTIONS" in done.stdout
+        assert EXIT_CODES_HELP.encode() in done.stdout
         assert b"FEED_MAX_FRAME_BYTES             default: 16777216" in done.stdout
 
 
@@ -92,7 +95,6 @@ def test_a_metrics_port_in_use_stops_the_producer_with_one_line(pipeline: Pipeli
                 "producer", pipeline, COINBASE_WS_URL=simulator.url, PRODUCER_METRICS_PORT=str(port)
             )
             process.wait(timeout=30)
-    err = service_stderr(process)
     assert process.returncode == 2
-    (line,) = err.strip().splitlines()
-    assert line.startswith(f"invalid setting PRODUCER_METRICS_PORT: port {port} is not available")
+    line = fatal_line(service_stderr(process), 2)
+    assert line.startswith(f"port {port} is taken (set PRODUCER_METRICS_PORT)"), line

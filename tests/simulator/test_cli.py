@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect
 
+from shared.failures import EXIT_CODES_HELP
 from simulator import Simulator, SimulatorConfig
 
 from .helpers import open_client, recv_text, subscribe
@@ -46,8 +48,19 @@ def test_cli_help_names_the_faults_and_exit_codes() -> None:
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=20)
     assert result.returncode == 0
     for flag in ("--out-of-order-every", "--sequence-reset-after", "--stray-sequence-after",
-                 "--drop-one-every", "Exit codes"):  # fmt: skip
+                 "--drop-one-every", EXIT_CODES_HELP):  # fmt: skip
         assert flag in result.stdout
+
+
+def test_cli_port_taken_is_one_line_and_exit_2() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        command = [sys.executable, "-m", "simulator", "--port", str(port)]
+        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=20)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"port {port} is taken (set --port): Address already in use"
+    ]
 
 
 def test_cli_rejects_bad_options() -> None:
