@@ -9,7 +9,7 @@ from confluent_kafka import Message
 from pydantic import ValidationError
 
 from consumer.sink.layout import Row
-from shared.kafka_clients import HEADER_RECEIVED_NS, MAX_FRAME_BYTES
+from shared.kafka_clients import HEADER_RECEIVED_NS
 from shared.models import TRADE_TICKER, SnapshotTicker, mysql_datetime
 
 MAX_RECEIVED_NS = 253402300800 * 1_000_000_000  # year 10000: past what DATETIME holds
@@ -63,7 +63,7 @@ def decode_batch(
                 nanoseconds = None
         else:
             nanoseconds = received_ns(headers)
-        if value and len(value) <= MAX_FRAME_BYTES:
+        if value:
             try:
                 row: Row = validate(value)  # the validated fields, named as the columns
             except ValidationError:
@@ -107,8 +107,6 @@ def decode(
     """Validate one raw frame from `expected_product`'s partition into a row."""
     if not value:
         return Rejected("empty record")
-    if len(value) > MAX_FRAME_BYTES:
-        return Rejected(f"record of {len(value)} bytes is larger than a ticker can be")
     try:
         row: Row = VALIDATE_TRADE(value)
     except ValidationError as exc:

@@ -26,7 +26,7 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
-from websockets.frames import Frame, Opcode
+from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import Event
 
 from producer import metrics
@@ -126,7 +126,8 @@ class FrameConnection(ClientConnection):
     websockets' own path queues every message for `recv()` and wakes a task to take it: a
     future, a queue and a task step per frame, about a fifth of the producer's CPU at 900
     ticks/s. The feed never waits between frames, so each goes straight on from
-    `data_received`. Handshake, pings, close and `max_size` stay websockets' own.
+    `data_received`. Handshake, pings, close and `max_size` (FEED_MAX_FRAME_BYTES) stay
+    websockets' own.
     """
 
     def __init__(
@@ -222,7 +223,7 @@ class Connection:
             async with connect(
                 self.settings.coinbase_ws_url,
                 create_connection=cast(type[FrameConnection], frame_connection),
-                max_size=2**20,
+                max_size=self.settings.feed_max_frame_bytes,
                 open_timeout=10,
                 close_timeout=2,
                 ping_interval=20,
@@ -241,6 +242,16 @@ class Connection:
                 )
                 return await self._read(websocket)
         except ConnectionClosed as exc:
+            if exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:
+                # websockets refuses a message over max_size from its header, unread.
+                metrics.LARGE_FRAMES.labels(event="over_limit").inc()
+                log.error(
+                    "a frame over FEED_MAX_FRAME_BYTES closed the connection",
+                    connection=self.state.label,
+                    limit=self.settings.feed_max_frame_bytes,
+                    reason=exc.sent.reason,
+                )
+                return "frame_over_limit"
             code = exc.rcvd.code if exc.rcvd else 1006
             reason = exc.rcvd.reason if exc.rcvd else "no close frame"
             log.warning("feed closed", connection=self.state.label, code=code, reason=reason)

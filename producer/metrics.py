@@ -31,6 +31,13 @@ RECONNECT_GAPS = Counter(
     "Windows with no live connection, in which ticks may be lost",
     ["product"],
 )
+LARGE_FRAMES = Counter(
+    "producer_large_frames_total",
+    "Frames over 64 KiB: received; resent (a tick refused with a larger frame in its batch); "
+    "dead_lettered (refused by Kafka as too large, truncated); over_limit (over "
+    "FEED_MAX_FRAME_BYTES: the connection closed)",
+    ["event"],
+)
 DEAD_LETTERS = Counter("producer_dead_letters_total", "Frames the dead-letter topic acknowledged")
 DEAD_LETTERS_FAILED = Counter(
     "producer_dead_letters_failed_total", "Dead letters Kafka refused or never acknowledged"

@@ -23,7 +23,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from producer import metrics
+from producer import metrics, oversize
 from producer.settings import ProducerSettings
 from shared.dead_letters import PURGED, DeadLetterPublisher, Headers
 from shared.failures import Fatal
@@ -97,6 +97,8 @@ class Publisher:
             "queue.buffering.max.messages": settings.producer_buffer_messages,
             "queue.buffering.max.kbytes": 1024 * 1024,
             "message.timeout.ms": settings.producer_delivery_timeout_ms,
+            # Checked before compression: any frame the feed reads may go to the broker.
+            "message.max.bytes": oversize.client_max_bytes(settings.feed_max_frame_bytes),
             "error_cb": self._client_error,
         }
         return self._make_producer(settings, **options)
@@ -118,7 +120,10 @@ class Publisher:
             self._drop_buffer_full(product)
             return False
         except KafkaException as exc:  # refused at once: the topic's partition is unknown...
-            self._not_delivered(product, exc.args[0])
+            if oversize.too_large(exc.args[0]):  # ...or the frame is over message.max.bytes
+                self._dead_letter_too_large(frame, product, partition, exc.args[0].str())
+            else:
+                self._not_delivered(product, exc.args[0])
             return False
         metrics.TICKS_ENQUEUED.add(product)
         return True
@@ -207,6 +212,8 @@ class Publisher:
                 metrics.DELIVERY_SECONDS.observe(latency)
         elif error.code() in PURGED and self._moving:  # moved off a stalled client
             self._resend(message, headers, product)
+        elif oversize.too_large(error):
+            self._refused_too_large(message, headers, product, error)
         else:
             self._not_delivered(product, error)
 
@@ -241,6 +248,55 @@ class Publisher:
             )
         except BufferError:
             self._drop_buffer_full(product)
+
+    def _refused_too_large(
+        self, message: Message, headers: Headers, product: str, error: KafkaError
+    ) -> None:
+        """The broker refused a batch over the topic's max.message.bytes. A tick-sized frame
+        in it was only batched with a big one: it is sent once more. The big one is cut and
+        dead-lettered (sent whole again it would be refused again)."""
+        frame = message.value() or b""
+        if len(frame) > oversize.LARGE_FRAME_BYTES:
+            self._dead_letter_too_large(frame, product, message.partition(), error.str())
+            return
+        metrics.LARGE_FRAMES.labels(event="resent").inc()
+        self._errors.add("MSG_SIZE_TOO_LARGE: batched with a larger frame, sent again")
+        try:
+            self._producer.produce(
+                message.topic() or self.topic,
+                value=frame,
+                key=message.key(),
+                partition=message.partition() or 0,
+                headers=headers,
+                on_delivery=partial(self._delivered_again, headers),
+            )
+        except BufferError:
+            self._drop_buffer_full(product)
+
+    def _delivered_again(
+        self, headers: Headers, error: KafkaError | None, message: Message
+    ) -> None:
+        """A tick sent again after a too-large refusal: refused twice, it is a dead letter."""
+        if oversize.too_large(error):
+            product = self._products[message.partition() or 0]
+            frame = message.value() or b""
+            self._dead_letter_too_large(frame, product, message.partition(), error.str())
+        else:
+            self._delivered(headers, error, message)
+
+    def _dead_letter_too_large(
+        self, frame: bytes, product: str, partition: int | None, error: str
+    ) -> None:
+        """Kafka won't take `frame`: its head goes to the dead letters, with why and its length."""
+        reason = f"refused by Kafka as too large ({len(frame)} bytes): {error}"
+        try:
+            self.dead_letters.publish(frame, reason, key=product.encode(), partition=partition)
+        except BufferError:
+            self._drop_buffer_full(product)
+            return
+        metrics.LARGE_FRAMES.labels(event="dead_lettered").inc()
+        kind = "MSG_SIZE_TOO_LARGE: dead-lettered, truncated"
+        self._errors.add(kind, product=product, size=len(frame), error=error)
 
     def _client_error(self, error: KafkaError) -> None:
         # Not on every _TRANSPORT error: a broker closing an idle connection raises one too.

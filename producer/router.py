@@ -1,7 +1,9 @@
 """Frame routing: what one WebSocket frame is, and whether it goes on as a tick.
 
 Parses only what routing and gap watching need (type, product_id, sequence, trade_id);
-the consumer validates the rest. Pure functions and a small per-product state.
+the consumer validates the rest. Pure functions and a small per-product state. Size is no
+reason to reject: a valid ticker with a large extra field is a tick (the feed bounds a
+frame by FEED_MAX_FRAME_BYTES, and producer/oversize.py says what happens to big ones).
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from dataclasses import dataclass
 
 import orjson
 
-from shared.kafka_clients import MAX_FRAME_BYTES
 from shared.partitions import PartitionMap
 
 # The results below are plain slotted dataclasses, not frozen ones: they are made for every
@@ -56,8 +57,6 @@ Route = Tick | Control | FeedError | Reject
 
 def route(frame: bytes, partitions: PartitionMap) -> Route:
     """Classify one raw frame."""
-    if len(frame) > MAX_FRAME_BYTES:
-        return Reject(f"frame of {len(frame)} bytes is larger than any feed message")
     try:
         message = orjson.loads(frame)
     except orjson.JSONDecodeError:

@@ -8,7 +8,7 @@ import signal
 import time
 from typing import Any
 
-from producer import metrics
+from producer import metrics, oversize
 from producer.feed import Feed, FeedState
 from producer.publisher import Publisher
 from producer.router import (
@@ -46,6 +46,8 @@ class FrameDispatcher:
 
     def __call__(self, frame: bytes, received_ns: int, connection: str) -> bool:
         metrics.CONNECTION_FRAMES.add(connection)
+        if len(frame) > oversize.LARGE_FRAME_BYTES:
+            oversize.received(len(frame))  # counted and logged, then handled like any frame
         repeated = self.published.product(frame)
         if repeated is not None:  # another connection's copy of a published tick
             metrics.FRAMES.add("ticker")
@@ -92,7 +94,9 @@ class FrameDispatcher:
             metrics.MISSED_TRADES.add(tick.product, verdict.trade_gap)
         self._note_outage(tick)
         self.publisher.publish(frame, tick.product, tick.partition, received_ns)
-        if tick.sequence is not None:  # a frame without one is not a repeat by the contract
+        # A frame without a sequence is not a repeat by the contract. A large one is not kept
+        # by its bytes (2,000 of 16 MiB would be 32 GB): its copies meet the sequence check.
+        if tick.sequence is not None and len(frame) <= oversize.LARGE_FRAME_BYTES:
             self.published.add(frame, tick.product)
 
     def _note_outage(self, tick: Tick) -> None:
@@ -197,6 +201,7 @@ async def run(settings: ProducerSettings) -> int:
             delivered=dict(metrics.TICKS_OUT.values),
             not_delivered=dict(metrics.DELIVERY_FAILURES.values),
             dropped_buffer_full=dict(metrics.DROPPED_BUFFER_FULL.values),
+            dead_lettered_too_large=oversize.dead_lettered(),  # Kafka refused: in the DLQ, cut
             dead_letters_not_delivered=publisher.dead_letters_undelivered,
             undelivered=undelivered,
         )

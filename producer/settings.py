@@ -30,3 +30,6 @@ class ProducerSettings(CommonSettings):
     health_stall_s: float = Field(30.0, gt=0)
     # Hot-hot: redundant sessions; the first arrival of each tick is published.
     feed_connections: int = Field(2, ge=1, le=4)
+    # Largest WebSocket message read; a bigger one makes websockets close the connection
+    # (1009). Generous: a valid ticker with a large extra field must not cost the session.
+    feed_max_frame_bytes: int = Field(16 * 1024 * 1024, ge=64 * 1024, le=256 * 1024 * 1024)

@@ -1,7 +1,9 @@
 """Dead letters: a record that can't become a row goes to the DLQ topic with why and whence.
 
-The value is the original bytes, unchanged; headers carry the reason, the stage that
-rejected it, and (from the consumer) the source topic, partition and offset.
+The value is the original bytes, unchanged up to DEAD_LETTER_KEEP_BYTES and cut there
+(a frame Kafka refused as too large would be refused again, and the head is enough to
+see what it was); headers carry the reason, the stage that rejected it, the original
+length, and (from the consumer) the source topic, partition and offset.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from functools import partial
 from confluent_kafka import KafkaError, Message, Producer
 
 from shared.kafka_clients import (
+    HEADER_ORIGINAL_LENGTH,
     HEADER_REASON,
     HEADER_SOURCE,
     HEADER_SOURCE_OFFSET,
@@ -23,6 +26,7 @@ from shared.kafka_clients import (
 from shared.supervision import ClientWatch, Verdict, move_waiting
 
 MAX_REASON_CHARS = 500
+DEAD_LETTER_KEEP_BYTES = 64 * 1024  # well under Kafka's default 1 MiB record limit
 FLUSH_STEP_S = 1.0  # how often a waiting flush asks the supervision about its client
 UNASSIGNED = -1  # librdkafka picks the partition from the key
 PURGED = (KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT)
@@ -70,6 +74,7 @@ class DeadLetterPublisher:
         headers: Headers = [
             (HEADER_REASON, reason[:MAX_REASON_CHARS]),
             (HEADER_SOURCE, self._stage),
+            (HEADER_ORIGINAL_LENGTH, str(len(value or b""))),
         ]
         if source_topic is not None:
             headers.append((HEADER_SOURCE_TOPIC, source_topic))
@@ -79,7 +84,7 @@ class DeadLetterPublisher:
             headers.append((HEADER_SOURCE_OFFSET, str(source_offset)))
         self._producer.produce(
             self._topic,
-            value=value,
+            value=value[:DEAD_LETTER_KEEP_BYTES] if value else value,
             key=key,
             headers=headers,
             on_delivery=partial(self._delivered, headers),  # reports carry no headers

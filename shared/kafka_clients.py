@@ -16,9 +16,7 @@ HEADER_REASON = "reason"
 HEADER_SOURCE_TOPIC = "source_topic"
 HEADER_SOURCE_PARTITION = "source_partition"
 HEADER_SOURCE_OFFSET = "source_offset"
-
-# A ticker is about 450 bytes; a raw record this large is not one, whatever it parses to.
-MAX_FRAME_BYTES = 64 * 1024
+HEADER_ORIGINAL_LENGTH = "original_length"
 
 
 def connection_config(settings: CommonSettings) -> dict[str, Any]:

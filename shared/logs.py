@@ -43,8 +43,9 @@ class RepeatedErrors:
     """Repeated errors as one line per kind per `interval_s`, with how many there were: a
     burst of failures (every tick of a deleted topic, say) must not become a line each."""
 
-    def __init__(self, log: Any, event: str, interval_s: float = 5.0) -> None:
+    def __init__(self, log: Any, event: str, interval_s: float = 5.0, level: str = "error") -> None:
         self._log = log
+        self._level = level  # "warning" for events handled as they should be
         self._event = event
         self._interval_s = interval_s
         self._counts: dict[str, int] = {}  # kind -> errors not logged yet
@@ -59,7 +60,7 @@ class RepeatedErrors:
                 self._counts[kind] = count
                 return
             self._counts[kind], self._logged_at[kind] = 0, now
-        self._log.error(self._event, kind=kind, count=count, **fields)
+        getattr(self._log, self._level)(self._event, kind=kind, count=count, **fields)
 
     def flush(self) -> None:
         """Log what the last interval held back (at shutdown)."""
@@ -67,4 +68,4 @@ class RepeatedErrors:
             held, self._counts = self._counts, {}
         for kind, count in held.items():
             if count:
-                self._log.error(self._event, kind=kind, count=count)
+                getattr(self._log, self._level)(self._event, kind=kind, count=count)

@@ -99,6 +99,19 @@ def test_a_ticker_without_trade_fields_must_still_be_a_well_formed_snapshot() ->
     assert isinstance(decode(snapshot("ETH-BTC"), None, "BTC-USD", 1, 0), Rejected)
 
 
+def test_a_valid_ticker_of_2_mib_is_a_row_and_big_garbage_a_short_reason() -> None:
+    # The producer publishes a valid ticker whatever its size: its extra field is not stored.
+    memo = "x" * 2 * 1024 * 1024
+    big = ticker("BTC-USD", 42, trade_id=7, memo=memo)
+    row = decode(big, None, "BTC-USD", 1, 9)
+    assert isinstance(row, dict) and "memo" not in row
+    assert row == decode(ticker("BTC-USD", 42, trade_id=7), None, "BTC-USD", 1, 9)
+    message = Message("t", 1, 9, b"BTC-USD", big, headers=[("source", b"test")])
+    assert decode_batch([message], "BTC-USD", 1, keep_received=False).rows == [row]
+    garbage = decode(ticker("BTC-USD", 42, price=memo), None, "BTC-USD", 1, 9)
+    assert isinstance(garbage, Rejected) and len(garbage.reason) < 200  # never echoes it
+
+
 header_values = st.one_of(
     st.none(),
     st.integers(min_value=-(10**20), max_value=10**21).map(lambda n: str(n).encode()),

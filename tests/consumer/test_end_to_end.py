@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from ops.http import http_get
+from shared.dead_letters import DEAD_LETTER_KEEP_BYTES
 from shared.models import DECIMAL_FIELDS, parse_feed_time
 from tests.conftest import Pipeline
 from tests.factories import (
@@ -106,13 +107,15 @@ BAD_FRAMES: list[tuple[str, bytes]] = [
     ("bad side", ticker("BTC-USD", 15, side="hold")),
     ("missing price", ticker("BTC-USD", 16, price=None)),
     ("wrong product", ticker("BTC-EUR", 17)),
-    ("1 MB frame", ticker("BTC-USD", 18, padding="x" * 990_000)[:-2] + b'"}'),
+    # Cut to its first DEAD_LETTER_KEEP_BYTES in the dead letter, with its original length.
+    ("1 MB price", ticker("BTC-USD", 18, price="9" * 990_000)),
 ]
 
 
 @pytest.mark.timeout(90)
 def test_bad_frames_go_to_dead_letters_and_good_rows_land(pipeline: Pipeline) -> None:
-    good = [ticker("BTC-USD", 1000 + n) for n in range(50)]
+    good = [ticker("BTC-USD", 1000 + n) for n in range(49)]
+    good.append(ticker("BTC-USD", 1049, padding="x" * 990_000))  # valid, however large: a row
     records = [(1, value) for _name, value in BAD_FRAMES] + [(1, value) for value in good]
     produce(pipeline, records)
     consumer = start_service("consumer", pipeline)
@@ -127,7 +130,8 @@ def test_bad_frames_go_to_dead_letters_and_good_rows_land(pipeline: Pipeline) ->
     for offset, (name, value) in enumerate(BAD_FRAMES):
         letter = by_offset[offset]
         headers = dict(letter.headers() or [])
-        assert (letter.value() or b"") == value, name
+        assert (letter.value() or b"") == value[:DEAD_LETTER_KEEP_BYTES], name
+        assert headers["original_length"] == str(len(value)).encode(), name
         assert headers["reason"], name
         assert headers["source_partition"] == b"1"
         assert headers["source_topic"] == pipeline.topic.encode()

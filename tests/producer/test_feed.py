@@ -127,3 +127,31 @@ def test_a_failing_frame_handler_ends_the_feed_with_its_exception() -> None:
 
     with pytest.raises(RuntimeError, match="a bug in the dispatcher"):
         run_feed([script], answer=fail)
+
+
+def test_a_2_mib_message_arrives_whole_on_the_same_session() -> None:
+    big = '{"type":"ticker","memo":"' + "x" * 2 * 1024 * 1024 + '"}'
+
+    async def script(websocket: ServerConnection) -> None:
+        await websocket.send('{"type":"heartbeat"}')
+        await websocket.send(big)
+        await websocket.send('{"type":"after"}')
+
+    before = reconnects("frame_over_limit")
+    assert run_feed([script]) == [b'{"type":"heartbeat"}', big.encode(), b'{"type":"after"}']
+    assert reconnects("frame_over_limit") == before
+
+
+def test_a_message_over_the_limit_ends_the_session_counted_and_reconnects() -> None:
+    async def too_big(websocket: ServerConnection) -> None:
+        await websocket.send('{"type":"heartbeat"}')
+        await websocket.send('{"type":"ticker","memo":"' + "x" * 70_000 + '"}')
+        await websocket.wait_closed()
+
+    async def last(websocket: ServerConnection) -> None:
+        await websocket.send('{"type":"last"}')
+
+    before = reconnects("frame_over_limit")
+    frames = run_feed([too_big, last], feed_max_frame_bytes=65536)
+    assert frames == [b'{"type":"heartbeat"}', b'{"type":"last"}']
+    assert reconnects("frame_over_limit") == before + 1

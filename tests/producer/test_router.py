@@ -16,7 +16,6 @@ from producer.router import (
     Tick,
     route,
 )
-from shared.kafka_clients import MAX_FRAME_BYTES
 from shared.partitions import PartitionMap
 from tests.factories import patched, snapshot, ticker
 
@@ -55,11 +54,16 @@ def test_frames_that_cannot_be_routed_are_rejected_with_reasons() -> None:
         b'{"type":"ticker","price":"1"}': "without product_id",
         ticker("DOGE-XYZ", 1): "unknown product",
         patched(ticker("BTC-USD", 1), trade_id="7"): "trade_id",
-        b"{" + b'"pad":"' + b"x" * MAX_FRAME_BYTES + b'"}': "larger than",
     }
     for frame, reason in cases.items():
         routed = route(frame, PRODUCTS)
         assert isinstance(routed, Reject) and reason in routed.reason
+
+
+def test_a_valid_ticker_is_a_tick_whatever_its_size() -> None:
+    # An extra field of 2 MiB: the feed reads it (FEED_MAX_FRAME_BYTES) and it is published.
+    big = ticker("BTC-USD", 7, 14, memo="x" * 2 * 1024 * 1024)
+    assert route(big, PRODUCTS) == Tick("BTC-USD", 1, 7, 14)
 
 
 def test_control_frames_and_errors_are_not_ticks() -> None:

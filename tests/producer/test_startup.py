@@ -41,6 +41,7 @@ def test_help_prints_usage_and_exits_without_starting(module: str) -> None:
     if module == "producer":
         assert b"FEED_CONNECTIONS" in done.stdout
         assert EXIT_CODES_HELP.encode() in done.stdout
+        assert b"FEED_MAX_FRAME_BYTES             default: 16777216" in done.stdout
 
 
 @pytest.fixture
