@@ -30,3 +30,18 @@ def test_one_line_per_kind_per_interval_with_the_count_it_stands_for() -> None:
         ("warning", "large frames", {"kind": "other", "count": 1}),
         ("warning", "large frames", {"kind": "received", "count": 5, "size": 9}),
     ]
+
+
+def test_a_burst_is_its_first_line_then_one_line_with_the_rest_at_flush() -> None:
+    log = Recorder()
+    errors = RepeatedErrors(log, "Kafka did not take ticks", interval_s=60)
+    for _ in range(1000):
+        errors.add("UNKNOWN_TOPIC_OR_PART")
+    errors.add("_MSG_TIMED_OUT")
+    errors.flush()  # at shutdown: what the interval held back
+    event = "Kafka did not take ticks"
+    assert log.lines == [
+        ("error", event, {"kind": "UNKNOWN_TOPIC_OR_PART", "count": 1}),
+        ("error", event, {"kind": "_MSG_TIMED_OUT", "count": 1}),
+        ("error", event, {"kind": "UNKNOWN_TOPIC_OR_PART", "count": 999}),
+    ]

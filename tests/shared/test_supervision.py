@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from confluent_kafka import KafkaError
 
-from shared.logs import RepeatedErrors
 from shared.supervision import (
     MISSING_GRACE_S,
     PROBE_AFTER_S,
@@ -82,22 +81,3 @@ def test_permanent_kafka_errors_are_fatal_and_transient_ones_are_not() -> None:
     assert kafka_failure(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED), "producer")
     assert kafka_failure(KafkaError(KafkaError._TRANSPORT), "producer") is None
     assert kafka_failure(KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART), "producer") is None
-
-
-def test_repeated_errors_are_one_line_per_kind_per_interval_with_the_count() -> None:
-    lines: list[dict[str, object]] = []
-
-    class Log:
-        def error(self, event: str, **fields: object) -> None:
-            lines.append({"event": event, **fields})
-
-    errors = RepeatedErrors(Log(), "Kafka did not take ticks", interval_s=60)
-    for _ in range(1000):
-        errors.add("UNKNOWN_TOPIC_OR_PART")
-    errors.add("_MSG_TIMED_OUT")
-    errors.flush()
-    assert lines == [
-        {"event": "Kafka did not take ticks", "kind": "UNKNOWN_TOPIC_OR_PART", "count": 1},
-        {"event": "Kafka did not take ticks", "kind": "_MSG_TIMED_OUT", "count": 1},
-        {"event": "Kafka did not take ticks", "kind": "UNKNOWN_TOPIC_OR_PART", "count": 999},
-    ]
