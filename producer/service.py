@@ -29,6 +29,8 @@ from shared.partitions import PartitionMap
 
 log = get_logger(__name__)
 
+FAILED_FLUSH_S = 2.0  # after a fatal failure: time for acknowledgements already on their way
+
 
 class FrameDispatcher:
     """What happens to each frame of every connection, in arrival order (never blocks)."""
@@ -191,7 +193,10 @@ async def run(settings: ProducerSettings) -> int:
         await feed.run()
     finally:
         log.info("stopping: flushing Kafka", in_flight=publisher.in_flight())
-        undelivered = await asyncio.to_thread(publisher.close, settings.flush_timeout_s)
+        flush_s = settings.flush_timeout_s
+        if publisher.failure is not None:  # Kafka failed for good: what waits stays there
+            flush_s = min(flush_s, FAILED_FLUSH_S)
+        undelivered = await asyncio.to_thread(publisher.close, flush_s)
         log.info(
             "producer stopped",
             received=dict(metrics.TICKS_IN.values),
