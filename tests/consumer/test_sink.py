@@ -20,7 +20,7 @@ from consumer.sink.mysql_sink import INSERT
 from shared.models import DECIMAL_FIELDS
 from tests.conftest import Pipeline
 from tests.consumer.harness import Service
-from tests.factories import row_count, ticker
+from tests.factories import fatal_line, row_count, ticker
 
 EXTREMES = {
     "price": "99999999999999999999.999999999999999999",  # 20 + 18 digits: the column's edge
@@ -177,4 +177,5 @@ def test_a_server_without_local_infile_means_insert_or_a_one_line_stop(
         consumer.stop_quietly()
     lines = [line for line in consumer.stderr_path.read_text().splitlines() if line.strip()]
     assert code == 2, consumer.stderr()
-    assert len(lines) == 1 and "MYSQL_BULK_LOAD=on" in lines[0], consumer.stderr()
+    assert len(lines) == 2, consumer.stderr()  # the structured line, then the plain one
+    assert "MYSQL_BULK_LOAD=on" in fatal_line(consumer.stderr_path.read_text(), 2)
