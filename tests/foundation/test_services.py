@@ -24,7 +24,7 @@ from tests.conftest import (
     create_topic,
     python_env,
 )
-from tests.factories import service_stderr, start_service, stop_service, wait_for
+from tests.factories import fatal_line, service_stderr, start_service, stop_service, wait_for
 
 
 def test_broker_is_real_kafka(services: Services) -> None:
@@ -196,6 +196,5 @@ def test_services_create_missing_topics_and_refuse_narrow_ones(pipeline: Pipelin
     create_topic(pipeline.services, narrow, partitions=2)
     consumer = start_service("consumer", pipeline, KAFKA_TOPIC=narrow)
     consumer.wait(timeout=60)
-    lines = service_stderr(consumer).strip().splitlines()
     assert consumer.returncode == 2
-    assert len(lines) == 1 and "has 2 partitions but 3 products" in lines[0]
+    assert "has 2 partitions but 3 products" in fatal_line(service_stderr(consumer), 2)
