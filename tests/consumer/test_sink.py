@@ -4,21 +4,24 @@ only with the batch being loaded, whatever file the server names."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
+import pymysql.connections
 import pytest
 
 from consumer.decode import decode
 from consumer.settings import ConsumerSettings
 from consumer.sink import LOAD_DATA, MySQLOrderSink, Row, WritePath
-from consumer.sink.connection import connect
+from consumer.sink.connection import connect, missing_hooks
 from consumer.sink.errors import BulkLoadUnavailable, SinkError, UnexpectedLocalRequest
 from consumer.sink.layout import COLUMN_LIST, TSV_LINES
 from consumer.sink.mysql_sink import INSERT
 from shared.models import DECIMAL_FIELDS
-from tests.conftest import Pipeline
+from tests.conftest import ROOT, Pipeline
 from tests.consumer.harness import Service
 from tests.factories import fatal_line, row_count, ticker
 
@@ -141,6 +144,45 @@ def test_a_local_request_outside_a_batch_load_gets_nothing(
             cursor.execute(load_statement(str(secret)))
         connection.commit()
     assert row_count(pipeline) == 0
+
+
+def test_the_pymysql_installed_calls_the_methods_the_connection_overrides() -> None:
+    assert missing_hooks(pymysql.connections.Connection, pymysql.connections.MySQLResult) == []
+
+
+def test_a_renamed_or_uncalled_hook_is_missing() -> None:
+    class Result(pymysql.connections.MySQLResult):
+        def read(self) -> None:  # a release that reads LOCAL requests some other way
+            pass
+
+    class Renamed:  # a release whose connection lost the method and one of its callers
+        query = pymysql.connections.Connection.query
+
+    found = missing_hooks(Renamed, Result)
+    assert "Renamed._read_query_result" in found
+    assert "Renamed.next_result -> _read_query_result" in found
+    assert "Renamed.query -> _read_query_result" not in found  # still calls it
+    assert "Result.read -> _read_load_local_packet" in found
+    assert "Result.init_unbuffered_query -> _read_load_local_packet" not in found
+
+
+@pytest.mark.parametrize(
+    ("owner", "name"),
+    [("Connection", "_read_query_result"), ("MySQLResult", "_read_load_local_packet")],
+)
+def test_the_import_fails_when_pymysql_renamed_an_overridden_method(owner: str, name: str) -> None:
+    rename = (
+        "import pymysql.connections as c\n"
+        f"cls = c.{owner}\n"
+        f"setattr(cls, '{name}_renamed', cls.{name}); delattr(cls, '{name}')\n"
+        "import consumer.sink.connection\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", rename], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode != 0
+    assert "ImportError: PyMySQL" in done.stderr
+    assert f"{owner}.{name}" in done.stderr
 
 
 @pytest.fixture
