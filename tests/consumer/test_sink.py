@@ -64,8 +64,14 @@ def stored(pipeline: Pipeline) -> dict[int, tuple[object, ...]]:
     return {int(str(row[0])): tuple(row[1:]) for row in found}
 
 
-def test_the_path_asked_for_is_the_path_used(sink: MySQLOrderSink, write_path: str) -> None:
-    assert sink.path == write_path
+def test_the_path_asked_for_is_the_path_used(settings: ConsumerSettings, write_path: str) -> None:
+    path = WritePath(settings)
+    sink = MySQLOrderSink(settings, path)
+    try:
+        assert sink.write(rows(2)).inserted == 2
+    finally:
+        sink.close()
+    assert path.chosen == write_path
 
 
 def test_values_are_stored_exactly_and_a_replay_changes_nothing(
