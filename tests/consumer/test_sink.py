@@ -204,7 +204,7 @@ def local_infile_off(pipeline: Pipeline) -> Iterator[None]:
 
 def test_auto_probes_the_server(settings: ConsumerSettings) -> None:
     auto = settings.model_copy(update={"mysql_bulk_load": "auto"})
-    assert WritePath(auto).resolve() == LOAD_DATA  # ops/services.py starts MariaDB with it on
+    assert WritePath(auto).resolve() == LOAD_DATA  # ops/mariadb.py starts MariaDB with it on
 
 
 @pytest.mark.usefixtures("local_infile_off")

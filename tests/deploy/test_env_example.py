@@ -18,7 +18,7 @@ ALL_SETTINGS: tuple[type[ServiceSettings], ...] = (
     ConsumerSettings,
     AnalysisSettings,
 )
-# Variables read outside shared/settings.py: ops/services.py and the tests (admin account),
+# Variables read outside shared/settings.py: ops/mysql_server.py and the tests (admin account),
 # docker-compose.yml, the Makefile.
 OPS_VARIABLES = {
     "MYSQL_ADMIN_USER",
