@@ -27,11 +27,12 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from pymysql.connections import Connection
 from pymysql.cursors import Cursor
 
+from ops import kafka_broker, mysql_server, processes
 from ops import services as ops_services
 from shared.kafka_clients import HEADER_RECEIVED_NS, HEADER_SOURCE, reliable_producer
 from shared.settings import CommonSettings
 
-ROOT = ops_services.ROOT
+ROOT = processes.ROOT
 # The products the pipeline subscribes to unless told otherwise: the settings' default.
 PRODUCTS: tuple[str, ...] = CommonSettings.model_fields["products"].default
 APP_USER, APP_PASSWORD = "ticker_writer", "ticker_writer"
@@ -64,11 +65,11 @@ class Services:
     @classmethod
     def from_environment(cls) -> Services:
         return cls(
-            bootstrap=ops_services.KAFKA_BOOTSTRAP,
-            mysql_host=ops_services.MYSQL_HOST,
-            mysql_port=ops_services.MYSQL_PORT,
-            admin_user=ops_services.MYSQL_ADMIN_USER,
-            admin_password=ops_services.MYSQL_ADMIN_PASSWORD,
+            bootstrap=kafka_broker.BOOTSTRAP,
+            mysql_host=mysql_server.HOST,
+            mysql_port=mysql_server.PORT,
+            admin_user=mysql_server.ADMIN_USER,
+            admin_password=mysql_server.ADMIN_PASSWORD,
             local=ops_services.local_services_started(),
         )
 

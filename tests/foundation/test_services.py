@@ -6,13 +6,14 @@ import subprocess
 import sys
 import uuid
 from decimal import Decimal
+from pathlib import Path
 
 import pymysql
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from consumer.sink import COLUMN_NAMES
-from ops import services as ops_services
+from ops import mysql_server
 from shared.failures import EXIT_CODES_HELP
 from shared.topics import TopicError, ensure_topic
 from tests.conftest import (
@@ -41,9 +42,28 @@ def test_database_answers_queries(services: Services) -> None:
     assert "STRICT_TRANS_TABLES" in sql_mode
 
 
+def test_services_command_runs_as_a_script_from_any_folder(
+    services: Services, tmp_path: Path
+) -> None:
+    """`python ops/services.py` imports its parts from the repository (ops/ holds an http.py
+    that would shadow the standard library's), wherever it is started from."""
+    env = {name: value for name, value in python_env({}).items() if name != "PYTHONPATH"}
+    command = [sys.executable, str(ROOT / "ops" / "services.py")]
+    shown = subprocess.run(
+        [*command, "--help"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "python ops/services.py up | down | status | schema" in shown.stdout
+    status = subprocess.run(
+        [*command, "status"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "Kafka " in status.stdout and ": ready; MySQL " in status.stdout
+
+
 def test_schema_applies_twice(services: Services) -> None:
-    ops_services.apply_schema()
-    ops_services.apply_schema()
+    mysql_server.apply_schema()
+    mysql_server.apply_schema()
     with services.admin("coinbase") as connection, connection.cursor() as cursor:
         cursor.execute("SHOW INDEX FROM `order` WHERE Non_unique = 0")
         unique_columns = [row[4] for row in cursor.fetchall()]
