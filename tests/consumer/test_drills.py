@@ -11,6 +11,9 @@ import pytest
 from drills.core import DRILLS, log_path
 from ops.pipeline import Pipeline
 
+# Stops or reconfigures a server every test shares: runs alone, after the parallel part.
+pytestmark = pytest.mark.exclusive
+
 SIZE = 0.1  # of the full drill's counts and fault durations
 # Feeds that outlast the fault: kill -9 needs a backlog through five restarts of the consumer
 # (about a second each); the MariaDB restart and the broker stop must strike while rows still
