@@ -83,7 +83,7 @@ class SimulatorConfig:
     on the `matches` channel and kept in the history REST serves:
 
     - trade_history: trades kept per product (the oldest are forgotten,
-      for REST and trades() alike); ~300 bytes each.
+      for REST and trades() alike); ~330 bytes each, so ~80 MB a product at most.
     - rest_rate / rest_burst: the token bucket of GET /products/{id}/trades
       (all REST requests share one bucket); beyond it, 429. rest_rate 0 = no limit.
     - rest_fault_share: this share of well-formed trade requests (0..1, spread
@@ -116,7 +116,7 @@ class SimulatorConfig:
     stray_sequence_after: int | None = None
     drop_one_every: float | None = None  # seconds
     # Trades and the REST endpoint.
-    trade_history: int = 1_000_000
+    trade_history: int = 250_000
     rest_rate: float = 10.0  # requests per second; 0 = unlimited
     rest_burst: int = 15
     rest_fault_share: float = 0.0

@@ -29,11 +29,6 @@ _POOL_CUBE = float(1 << (3 * _POOL_BITS))
 # Sequences and trade ids are > 2**31, like production (clients must not use int32).
 _MIN_ID = 2**31 + 1
 
-# Order ids look like UUIDs: a random per-product prefix and a scrambled counter (an odd
-# multiplier is a bijection mod 2**48, so ids never repeat), far cheaper than uuid4().
-_ORDER_MULTIPLIER = 0x9E3779B97F4B
-_ORDER_MASK = (1 << 48) - 1
-
 TICKER_KEYS: tuple[str, ...] = (
     "type", "sequence", "product_id", "price", "open_24h", "volume_24h", "low_24h",
     "high_24h", "volume_30d", "best_bid", "best_bid_size", "best_ask", "best_ask_size",
@@ -170,25 +165,20 @@ class ProductState:
         self._ask_size = self._sizes[1][1]
         self.sequence = rng.randrange(10_000_000_000, 150_000_000_000)
         self.trade_id = rng.randrange(_MIN_ID, _MIN_ID + 2_000_000_000)
-        # The fills a ticker does not show (and order ids) come from an RNG of their own,
-        # so the ticker walk draws exactly what it drew before matches existed.
+        # The fills a ticker does not show (and the order id prefix) come from an RNG of
+        # their own, so the ticker walk draws exactly what it drew before matches existed.
         self._fills = random.Random(f"{seed}:{product_id}:fills" if seed is not None else None)
         hexes = f"{self._fills.getrandbits(96):024x}"
         self._order_prefix = f"{hexes[:8]}-{hexes[8:12]}-4{hexes[13:16]}-{hexes[16:20]}-"
-        self._orders = 0
         # The trade before the simulator started: what `last_match` and REST show first.
         self.last_trade = Trade(
-            self.trade_id, self._order_id(), self._order_id(),
-            "buy" if self._fills.random() < 0.5 else "sell", self._sizes[2][1],
+            self.trade_id, "buy" if self._fills.random() < 0.5 else "sell", self._sizes[2][1],
             self.money(self.price), product_id, self.sequence, format_time(time.time_ns()),
+            self.trade_id, self._order_prefix,
         )  # fmt: skip
 
     def money(self, ticks: int) -> str:
         return format(ticks / self._unit, self._spec)
-
-    def _order_id(self) -> str:
-        self._orders += 1
-        return f"{self._order_prefix}{(self._orders * _ORDER_MULTIPLIER) & _ORDER_MASK:012x}"
 
     def next_ticker(self, now_ns: int, sequence: int | None = None) -> bytes:
         """Advance the walk by one batch of trades and return its ticker frame."""
@@ -251,9 +241,8 @@ class ProductState:
         time_text = format_time(now_ns, rnd())
         trades = self._fills_before(fills - 1, first_trade_id, side, price, time_text)
         last = Trade(
-            self.trade_id, self._order_id(), trades[0].taker_order_id if trades else
-            self._order_id(), _MAKER_SIDE[side], last_text, price_text, self.product_id,
-            self.sequence, time_text,
+            self.trade_id, _MAKER_SIDE[side], last_text, price_text, self.product_id,
+            self.sequence, time_text, first_trade_id, self._order_prefix,
         )  # fmt: skip
         trades.append(last)
         self.last_trade = last
@@ -287,7 +276,6 @@ class ProductState:
         if not count:
             return []
         fills = self._fills
-        taker = self._order_id()
         direction = -1 if taker_side == "buy" else 1
         trades: list[Trade] = []
         for i in range(count):
@@ -296,8 +284,9 @@ class ProductState:
             self.volume_24h += units
             self.volume_30d += units
             trade = Trade(
-                first_trade_id + i, self._order_id(), taker, _MAKER_SIDE[taker_side], size,
-                self.money(price), self.product_id, self.sequence - count + i, time_text,
+                first_trade_id + i, _MAKER_SIDE[taker_side], size, self.money(price),
+                self.product_id, self.sequence - count + i, time_text, first_trade_id,
+                self._order_prefix,
             )  # fmt: skip
             trades.append(trade)
         return trades

@@ -17,9 +17,19 @@ MATCH_KEYS: tuple[str, ...] = (
 )  # fmt: skip
 REST_KEYS: tuple[str, ...] = ("time", "trade_id", "price", "size", "side")
 
+# Order ids look like UUIDs: a random per-product prefix and a scrambled number (an odd
+# multiplier is a bijection mod 2**48, so ids never repeat). Made when read, not stored:
+# two strings per trade would be a third of the history's memory.
+_ORDER_MULTIPLIER = 0x9E3779B97F4B
+_ORDER_MASK = (1 << 48) - 1
+
 # The REST API writes prices with 8 decimals ("10.00000000") where the feed writes the
 # product's own tick ("0.03712"): same number, different text.
 _REST_DECIMALS = 8
+
+
+def order_id(prefix: str, number: int) -> str:
+    return f"{prefix}{(number * _ORDER_MULTIPLIER) & _ORDER_MASK:012x}"
 
 
 class Trade(NamedTuple):
@@ -27,17 +37,36 @@ class Trade(NamedTuple):
 
     `side` is the maker's side, as on `match` and REST (a ticker carries the taker's).
     `time` is the feed's text, kept verbatim so REST and the feed agree exactly.
+    `maker_order_id` / `taker_order_id` are properties (see _ORDER_MULTIPLIER): each
+    trade has its own maker order; the trades of one batch share one taker order.
     """
 
     trade_id: int
-    maker_order_id: str
-    taker_order_id: str
     side: str
     size: str
     price: str
     product_id: str
     sequence: int
     time: str
+    batch: int  # the first trade id of its batch: names the batch's taker order
+    order_prefix: str  # the product's order id prefix
+
+    @property
+    def maker_order_id(self) -> str:
+        return order_id(self.order_prefix, 2 * self.trade_id)  # even: makers, odd: takers
+
+    @property
+    def taker_order_id(self) -> str:
+        return order_id(self.order_prefix, 2 * self.batch + 1)
+
+    def match(self, kind: MatchKind = "match") -> dict[str, object]:
+        """The `match` message as a dict, keys in Coinbase's order (MATCH_KEYS)."""
+        return {
+            "type": kind, "trade_id": self.trade_id, "maker_order_id": self.maker_order_id,
+            "taker_order_id": self.taker_order_id, "side": self.side, "size": self.size,
+            "price": self.price, "product_id": self.product_id, "sequence": self.sequence,
+            "time": self.time,
+        }  # fmt: skip
 
     def frame(self, kind: MatchKind = "match") -> bytes:
         """The feed's frame for this trade, in Coinbase's key order (`last_match`: same fields)."""
