@@ -128,7 +128,8 @@ class TradeHistory:
 
         after=X: the `limit` trades just older than X (ids X-1, X-2, ...);
         before=X: the `limit` trades just newer than X (ids X+limit .. X+1);
-        neither: the newest `limit`. Ids outside the kept history are simply absent.
+        neither: the newest `limit`. Ids outside the kept history are simply absent
+        (before=X below it pages from the oldest trade kept).
         """
         trades = self._trades
         if not trades:
@@ -136,11 +137,11 @@ class TradeHistory:
         first = max(trades[0].trade_id, trades[-1].trade_id - self._keep + 1)
         newest = trades[-1].trade_id
         if before is not None:
-            low, high = before + 1, min(newest, before + limit)
+            low = max(before + 1, first)
+            high = min(newest, low + limit - 1)
         else:
             high = newest if after is None else min(newest, after - 1)
-            low = high - limit + 1
-        low = max(low, first)
+            low = max(high - limit + 1, first)
         if high < low:
             return []
         offset = trades[0].trade_id
