@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--sequence-reset-after", type=int, default=None, help="sequence jumps back after N ticks")
     add("--stray-sequence-after", type=int, default=None, help="one tick with sequence 9e11")
     add("--drop-one-every", type=float, default=None, help="drop the oldest connection every T s")
+    add("--autostart", action="store_true",
+        help="trade from the start, not from the first subscription")  # fmt: skip
     add("--trade-history", type=int, default=250_000, help="trades kept per product for REST")
     add("--rest-rate", type=float, default=10.0, help="REST requests/s before 429, 0 = no limit")
     add("--rest-burst", type=int, default=15, help="REST requests allowed at once")
@@ -110,6 +112,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         sequence_reset_after=args.sequence_reset_after,
         stray_sequence_after=args.stray_sequence_after,
         drop_one_every=args.drop_one_every,
+        autostart=args.autostart,
         trade_history=args.trade_history,
         rest_rate=args.rest_rate,
         rest_burst=args.rest_burst,

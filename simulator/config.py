@@ -82,6 +82,10 @@ class SimulatorConfig:
     Trades: each trade tick is a batch of 1..4 trades (trade ids +1 each), sent
     on the `matches` channel and kept in the history REST serves:
 
+    - autostart: every product's clock starts with the simulator instead of at
+      its first subscription, so REST has trades before any feed connection
+      (generated markets at a paced rate; rate 0 waits for a reader).
+
     - trade_history: trades kept per product (the oldest are forgotten,
       for REST and trades() alike); ~330 bytes each, so ~80 MB a product at most.
     - rest_rate / rest_burst: the token bucket of GET /products/{id}/trades
@@ -116,6 +120,7 @@ class SimulatorConfig:
     stray_sequence_after: int | None = None
     drop_one_every: float | None = None  # seconds
     # Trades and the REST endpoint.
+    autostart: bool = False
     trade_history: int = 250_000
     rest_rate: float = 10.0  # requests per second; 0 = unlimited
     rest_burst: int = 15

@@ -83,6 +83,10 @@ class Market:
     # --- lifecycle (event loop) ---------------------------------------------
 
     def start(self) -> None:
+        if self.config.autostart and self.replay is None:
+            now = asyncio.get_running_loop().time()
+            with self._lock:
+                self._started.update(dict.fromkeys(self.config.products, now))
         self._tasks.append(asyncio.create_task(self._clock()))
         if self.config.drop_one_every is not None:
             self._tasks.append(

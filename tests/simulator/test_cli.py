@@ -51,7 +51,7 @@ def test_cli_help_names_the_faults_and_exit_codes() -> None:
     assert result.returncode == 0
     for flag in ("--out-of-order-every", "--sequence-reset-after", "--stray-sequence-after",
                  "--drop-one-every", "--trade-history", "--rest-rate", "--rest-burst",
-                 "--rest-fault-share", "--rest-faults", "/products/{id}/trades",
+                 "--rest-fault-share", "--rest-faults", "--autostart", "/products/{id}/trades",
                  EXIT_CODES_HELP):  # fmt: skip
         assert flag in result.stdout
 

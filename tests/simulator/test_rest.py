@@ -177,6 +177,20 @@ def test_rest_and_websocket_share_the_port() -> None:
     assert len(messages_of(frames, "match")) > 10
 
 
+def test_trades_start_at_the_first_subscription_or_with_autostart() -> None:
+    for autostart in (False, True):
+        config = SimulatorConfig(products=(BTC,), rate=100, rest_rate=0, autostart=autostart)
+        with SimulatorThread(config) as sim:
+            time.sleep(0.5)
+            trades, _ = page(trades_url(sim))
+            made = sim.trade_counts()[BTC]
+        assert len(trades) == made
+        if autostart:
+            assert made > 40  # no connection ever: REST alone sees the market move
+        else:
+            assert made == 1  # only the trade before the start
+
+
 def test_429_above_the_rate_and_counted() -> None:
     config = SimulatorConfig(products=(BTC,), rest_rate=5, rest_burst=5)
     with SimulatorThread(config) as sim:

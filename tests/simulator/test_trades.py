@@ -147,15 +147,17 @@ def test_token_bucket_allows_the_burst_then_the_rate() -> None:
 
 def test_trade_and_rest_flags_reach_the_config() -> None:
     args = build_parser().parse_args(
-        ["--trade-history", "5000", "--rest-rate", "5", "--rest-burst", "7",
+        ["--autostart", "--trade-history", "5000", "--rest-rate", "5", "--rest-burst", "7",
          "--rest-fault-share", "0.25", "--rest-faults", "html,server_error"]
     )  # fmt: skip
     config = config_from_args(args)
     assert (config.trade_history, config.rest_rate, config.rest_burst) == (5000, 5.0, 7)
+    assert config.autostart
     assert config.rest_fault_share == 0.25
     assert config.rest_fault_kinds == ("html", "server_error")
     defaults = config_from_args(build_parser().parse_args([]))
     assert (defaults.rest_rate, defaults.rest_burst, defaults.rest_fault_share) == (10.0, 15, 0.0)
+    assert not defaults.autostart and defaults.trade_history == SimulatorConfig().trade_history
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--rest-faults", "html,teapot"])
 
