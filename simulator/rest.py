@@ -23,8 +23,8 @@ The contract (as coinbase-protocol.md describes Coinbase's):
 - Faults (rest_fault_share of well-formed trade requests, cycling through
   rest_fault_kinds): "html" 200 with an HTML page (a proxy's: the status does
   not warn); "truncated_json" 200 with the page cut in half; "wrong_types" 200
-  with trade_id as a string and time, price and size as numbers; "server_error"
-  500 {"message": "Internal Server Error"}.
+  with trade_id as a string and time, price and size as numbers (an empty page
+  stays []); "server_error" 500 {"message": "Internal Server Error"}.
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ class RestRequest(NamedTuple):
     path: str  # path and query string as sent
     status: int
     fault: str | None  # the fault kind answered instead of the page, if any
+    served: tuple[int, int] | None  # (newest, oldest) trade id in the body; None: no trades
 
 
 class TradeSource(Protocol):
@@ -148,6 +149,7 @@ class RestApi:
 
     def answer(self, request: Request) -> Response:
         fault: str | None = None
+        served: tuple[int, int] | None = None
         if not self._bucket.take():
             response, outcome = _message(429, "Public rate limit exceeded"), "throttled"
         else:
@@ -160,7 +162,10 @@ class RestApi:
                 fault = self._fault_due()
                 response = _faulty_page(page, fault) if fault else _page(page)
                 outcome = "faulted" if fault else "ok"
-        self._count(request.path, response.status_code, outcome, fault)
+                if page and fault not in ("html", "server_error"):
+                    served = (page[0].trade_id, page[-1].trade_id)
+        entry = RestRequest(time.monotonic(), request.path, response.status_code, fault, served)
+        self._count(entry, outcome)
         return response
 
     def _parse(self, request: Request) -> tuple[str, int | None, int | None, int]:
@@ -194,13 +199,13 @@ class RestApi:
         kinds = self._config.rest_fault_kinds
         return kinds[(int(n * share) - 1) % len(kinds)]
 
-    def _count(self, path: str, status: int, outcome: str, fault: str | None) -> None:
-        log.debug("REST %s -> %d%s", path, status, f" ({fault})" if fault else "")
+    def _count(self, entry: RestRequest, outcome: str) -> None:
+        log.debug("REST %s -> %d %s", entry.path, entry.status, entry.fault or "")
         with self._lock:
             self._counts["requests"] += 1
             self._counts[outcome] += 1
             if self._config.record:
-                self._log.append(RestRequest(time.monotonic(), path, status, fault))
+                self._log.append(entry)
 
 
 def _cursor_headers(page: list[Trade]) -> Headers:

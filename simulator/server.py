@@ -156,7 +156,8 @@ class Simulator:
         return self._rest.counts()
 
     def rest_requests(self) -> list[RestRequest]:
-        """Every REST request answered, in order: (at, path, status, fault) (with `record`)."""
+        """Every REST request answered, in order: (at, path, status, fault, served), served
+        the (newest, oldest) trade id its body carried (kept only with `record`)."""
         return self._rest.requests()
 
     def subscribe_messages(self) -> list[dict[str, Any]]:

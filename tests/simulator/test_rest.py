@@ -208,6 +208,8 @@ def test_429_above_the_rate_and_counted() -> None:
     assert later == [200, 200]
     assert [r.status for r in logged] == [*statuses, 429, *later]
     assert logged[0].path == f"/products/{BTC}/trades?limit=1" and logged[0].fault is None
+    newest = sim.trades()[BTC][-1].trade_id
+    assert logged[0].served == (newest, newest) and logged[5].served is None
 
 
 def test_rate_limit_holds_over_time() -> None:
@@ -279,5 +281,6 @@ def test_fault_share_spreads_faults_and_cycles_kinds() -> None:
         "html", "truncated_json", "wrong_types", "server_error"
     ]  # fmt: skip
     assert [i for i, r in enumerate(logged) if r.fault] == [3, 7, 11, 15]
+    assert logged[3].served is None and logged[7].served is not None  # html; truncated
     assert statuses[15] == 500 and statuses.count(200) == 15
     assert (counts["faulted"], counts["ok"], counts["requests"]) == (4, 12, 16)
