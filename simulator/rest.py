@@ -154,19 +154,25 @@ class RestApi:
             response, outcome = _message(429, "Public rate limit exceeded"), "throttled"
         else:
             try:
-                product, before, after, limit = self._parse(request)
+                query = self._parse(request)
             except _Rejected as rejected:
                 response, outcome = _message(rejected.status, str(rejected)), "rejected"
             else:
-                page = self._source.trade_page(product, before, after, limit)
-                fault = self._fault_due()
-                response = _faulty_page(page, fault) if fault else _page(page)
+                response, fault, served = self._trades(*query)
                 outcome = "faulted" if fault else "ok"
-                if page and fault not in ("html", "server_error"):
-                    served = (page[0].trade_id, page[-1].trade_id)
         entry = RestRequest(time.monotonic(), request.path, response.status_code, fault, served)
         self._count(entry, outcome)
         return response
+
+    def _trades(
+        self, product: str, before: int | None, after: int | None, limit: int
+    ) -> tuple[Response, str | None, tuple[int, int] | None]:
+        """The page's answer, the fault put in its place if one is due, the ids it carried."""
+        page = self._source.trade_page(product, before, after, limit)
+        fault = self._fault_due()
+        response = _page(page) if fault is None else _faulty_page(page, fault)
+        carried = page and fault not in ("html", "server_error")
+        return response, fault, (page[0].trade_id, page[-1].trade_id) if carried else None
 
     def _parse(self, request: Request) -> tuple[str, int | None, int | None, int]:
         if request.method != "GET":
@@ -175,8 +181,9 @@ class RestApi:
         match = _TRADES_PATH.match(parts.path)
         if match is None or match.group(1) not in self._source.known_products:
             raise _Rejected(404, "NotFound")
-        query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
-        cursors = {}
+        pairs = parse_qs(parts.query, keep_blank_values=True)
+        query = {key: values[-1] for key, values in pairs.items()}
+        cursors: dict[str, int | None] = {}
         for name in ("before", "after", "limit"):
             value = query.get(name)
             if value is not None and not _WHOLE_NUMBER.match(value):

@@ -115,6 +115,7 @@ def test_a_hole_is_repaired_with_after_pages(traded: SimulatorThread) -> None:
         ({"limit": 1001}, 400, "limit"),
         ({"limit": "ten"}, 400, "limit"),
         ({"after": "-5"}, 400, "after"),
+        ({"after": ""}, 400, "after"),
         ({"before": "1.5"}, 400, "before"),
         ({"before": 1, "after": 9}, 400, "before and after"),
     ],
