@@ -195,22 +195,26 @@ def test_trades_start_at_the_first_subscription_or_with_autostart() -> None:
 def test_429_above_the_rate_and_counted() -> None:
     config = SimulatorConfig(products=(BTC,), rest_rate=5, rest_burst=5)
     with SimulatorThread(config) as sim:
-        statuses = [rest_get(trades_url(sim, limit=1))[0] for _ in range(20)]
-        status, _, body = rest_get(trades_url(sim, limit=1))
+        started = time.monotonic()
+        answered = [rest_get(trades_url(sim, limit=1)) for _ in range(20)]
+        elapsed = time.monotonic() - started
         counts = sim.rest_counts()
         time.sleep(0.5)  # ~2 tokens back
         later = [rest_get(trades_url(sim, limit=1))[0] for _ in range(2)]
         logged = sim.rest_requests()
-    assert statuses[:5] == [200] * 5
-    assert statuses.count(429) >= 12, statuses  # 20 requests in well under 1.5 s
-    assert status == 429 and json.loads(body) == {"message": "Public rate limit exceeded"}
-    assert counts["requests"] == 21 and counts["throttled"] == statuses.count(429) + 1
-    assert counts["ok"] == statuses.count(200)
+        newest = sim.trades()[BTC][-1].trade_id
+    statuses = [status for status, _, _ in answered]
+    assert statuses[:5] == [200] * 5 and set(statuses) == {200, 429}
+    assert statuses.count(200) <= 5 + int(elapsed * 5) + 1, (elapsed, statuses)
+    throttled = [body for status, _, body in answered if status == 429]
+    assert json.loads(throttled[0]) == {"message": "Public rate limit exceeded"}
+    assert counts == {"requests": 20, "ok": statuses.count(200), "throttled": len(throttled),
+                      "faulted": 0, "rejected": 0}  # fmt: skip
     assert later == [200, 200]
-    assert [r.status for r in logged] == [*statuses, 429, *later]
+    assert [r.status for r in logged] == [*statuses, *later]
     assert logged[0].path == f"/products/{BTC}/trades?limit=1" and logged[0].fault is None
-    newest = sim.trades()[BTC][-1].trade_id
-    assert logged[0].served == (newest, newest) and logged[5].served is None
+    assert logged[0].served == (newest, newest)
+    assert logged[statuses.index(429)].served is None
 
 
 def test_rate_limit_holds_over_time() -> None:
