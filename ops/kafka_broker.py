@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import uuid
@@ -13,7 +12,7 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
-from ops.processes import ROOT, RUN, running_pid, say, spawn, stop_pid_file, wait_until
+from ops.processes import ROOT, RUN, port_open, running_pid, say, spawn, stop_pid_file, wait_until
 
 BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or "localhost:9092"
 VERSION = "4.1.1"
@@ -61,15 +60,6 @@ def ready(timeout_s: float = 3.0) -> bool:
     except Exception:
         return False
     return True
-
-
-def port_open(address: str) -> bool:
-    host, _, port = address.rpartition(":")
-    try:
-        with socket.create_connection((host or "localhost", int(port)), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def ensure_topics() -> None:
@@ -143,6 +133,9 @@ def start() -> None:
     """Start the private broker unless it runs, and wait until it answers."""
     FOLDER.mkdir(parents=True, exist_ok=True)
     pid = running()
+    if pid is None and port_open(BOOTSTRAP.split(",")[0]):
+        # Another checkout's broker: "started" would then be a lie a drill believes.
+        raise SystemExit(f"cannot start Kafka: {BOOTSTRAP} is served by a process not started here")
     if pid is None:
         lib = jars()
         classpath = f"{lib}/*"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pymysql
 
 from ops import mysql_server
-from ops.processes import RUN, running_pid, say, spawn, stop_pid_file, wait_until
+from ops.processes import RUN, port_open, running_pid, say, spawn, stop_pid_file, wait_until
 
 FOLDER = RUN / "mariadb"
 MARKER = "mariadbd"
@@ -53,6 +53,12 @@ def start() -> None:
     data = FOLDER / "data"
     user = ["--user=root"] if os.geteuid() == 0 else []
     pid = running()
+    if pid is None and port_open(f"{mysql_server.HOST}:{mysql_server.PORT}"):
+        # Another checkout's server: "started" would then be a lie a drill believes.
+        raise SystemExit(
+            f"cannot start MariaDB: {mysql_server.HOST}:{mysql_server.PORT} is served by a "
+            "process not started here"
+        )
     if pid is None:
         server = binary()
         if not (FOLDER / "initialized").exists():
