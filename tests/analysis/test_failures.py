@@ -26,6 +26,7 @@ from tests.analysis.conftest import (
     make_database,
     stop,
 )
+from tests.analysis.test_service import run
 from tests.conftest import ROOT, Services
 from tests.factories import free_port, wait_for
 
@@ -38,17 +39,6 @@ PATHS = (
     f"/coverage?product_id=BTC-USD&{HISTORY}",
     "/products",
 )
-
-
-def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "analysis", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 @contextmanager
