@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import IO, Any
 
 import pymysql
@@ -123,11 +123,12 @@ def create_topic(services: Services, name: str, partitions: int) -> None:
 
 
 def create_database(services: Services, name: str) -> None:
-    """A private copy of the `order` table that the app user may insert into and read."""
+    """Private copies of `order` and `trade` that the app user may insert into and read."""
     with services.admin() as connection, connection.cursor() as cursor:
         cursor.execute(f"CREATE DATABASE `{name}`")
-        cursor.execute(f"CREATE TABLE `{name}`.`order` LIKE coinbase.`order`")
-        cursor.execute(f"GRANT SELECT, INSERT ON `{name}`.`order` TO '{APP_USER}'@'%'")
+        for table in ("order", "trade"):
+            cursor.execute(f"CREATE TABLE `{name}`.`{table}` LIKE coinbase.`{table}`")
+            cursor.execute(f"GRANT SELECT, INSERT ON `{name}`.`{table}` TO '{APP_USER}'@'%'")
 
 
 @dataclass
@@ -140,6 +141,7 @@ class Pipeline:
     dlq_topic: str
     database: str
     group_id: str
+    trades_topic: str = ""  # the trade tape is off unless a run asks for it (with_trade_tape)
 
     @classmethod
     def create(
@@ -164,11 +166,18 @@ class Pipeline:
         create_database(services, found.database)
         return found
 
+    def with_trade_tape(self) -> Pipeline:
+        """This pipeline with a private trades topic (one partition per product) as well."""
+        topic = self.topic.replace(".ticker.", ".matches.", 1)
+        create_topic(self.services, topic, len(self.products))
+        return replace(self, trades_topic=topic)
+
     def drop(self) -> None:
         with self.services.admin() as connection, connection.cursor() as cursor:
             cursor.execute(f"DROP DATABASE IF EXISTS `{self.database}`")
         admin = self.services.admin_client()
-        for deleted in admin.delete_topics([self.topic, self.dlq_topic]).values():
+        topics = [self.topic, self.dlq_topic] + ([self.trades_topic] if self.trades_topic else [])
+        for deleted in admin.delete_topics(topics).values():
             try:
                 deleted.result(timeout=30)
             except KafkaException as exc:  # a test deleted it already
@@ -182,6 +191,7 @@ class Pipeline:
             "KAFKA_BOOTSTRAP_SERVERS": self.services.bootstrap,
             "KAFKA_TOPIC": self.topic,
             "KAFKA_DLQ_TOPIC": self.dlq_topic,
+            "KAFKA_TRADES_TOPIC": self.trades_topic,
             "KAFKA_GROUP_ID": self.group_id,
             "MYSQL_HOST": self.services.mysql_host,
             "MYSQL_PORT": str(self.services.mysql_port),

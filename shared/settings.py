@@ -63,6 +63,8 @@ class KafkaSettings(ServiceSettings):
     kafka_bootstrap_servers: str = Field("localhost:9092", min_length=1)
     kafka_topic: str = Field("coinbase.ticker", pattern=r"^[A-Za-z0-9._-]{1,249}$")
     kafka_dlq_topic: str = Field("coinbase.ticker.dlq", pattern=r"^[A-Za-z0-9._-]{1,249}$")
+    # The trade tape (every `match`); empty turns it off in every service.
+    kafka_trades_topic: str = Field("coinbase.matches", pattern=r"^[A-Za-z0-9._-]{0,249}$")
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     # SCRAM for self-managed clusters and MSK's SCRAM auth; OAUTHBEARER for MSK IAM.
     kafka_sasl_mechanism: (
