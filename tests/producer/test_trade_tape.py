@@ -16,7 +16,11 @@ import pytest
 from confluent_kafka import Message
 
 from ops.pipeline import PRODUCTS
+from producer.feed import subscribe_message
+from producer.settings import ProducerSettings
 from producer.tape import LATE, NEW, REPEATED, TradeLedger
+from shared.failures import CannotStart
+from shared.settings import load
 from simulator import SimulatorConfig, SimulatorThread, Trade
 from tests.conftest import Pipeline
 from tests.factories import (
@@ -40,6 +44,21 @@ def test_the_ledger_publishes_each_trade_id_once_and_counts_holes() -> None:
     assert ledger.check("ETH-BTC", 11) == NEW  # products apart
     assert ledger.check("BTC-USD", 10) == LATE  # forgotten (memory of 4): the table's key
     assert len(ledger.recent["BTC-USD"]) == 4
+
+
+def test_the_trades_topic_is_its_own_and_turns_the_matches_subscription_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KAFKA_TOPIC", "coinbase.ticker")
+    monkeypatch.setenv("KAFKA_TRADES_TOPIC", "coinbase.ticker")
+    with pytest.raises(CannotStart, match=r"invalid setting KAFKA_TRADES_TOPIC: .*must differ"):
+        load(ProducerSettings)
+    monkeypatch.setenv("KAFKA_TRADES_TOPIC", "coinbase.matches")
+    assert orjson.loads(subscribe_message(load(ProducerSettings)))["channels"] == [
+        "ticker",
+        "heartbeat",
+        "matches",
+    ]
 
 
 @pytest.fixture
