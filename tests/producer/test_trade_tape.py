@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,9 +18,11 @@ from confluent_kafka import Message
 
 from ops.pipeline import PRODUCTS
 from producer.feed import subscribe_message
+from producer.publisher import Publisher
 from producer.settings import ProducerSettings
 from producer.tape import LATE, NEW, REPEATED, TradeLedger
 from shared.failures import CannotStart
+from shared.partitions import PartitionMap
 from shared.settings import load
 from simulator import SimulatorConfig, SimulatorThread, Trade
 from tests.conftest import Pipeline
@@ -30,8 +33,10 @@ from tests.factories import (
     start_service,
     stop_service,
     ticker,
+    wait_for,
 )
 from tests.producer.test_producer_e2e import published, sent
+from tests.producer.test_stalled_client import first_one_wedged, settings_of, silent_broker
 
 
 def test_the_ledger_publishes_each_trade_id_once_and_counts_holes() -> None:
@@ -256,3 +261,56 @@ def test_a_deleted_trades_topic_stops_the_producer_naming_it(taped: Pipeline) ->
     line = fatal_line(service_stderr(process), 1)
     assert taped.trades_topic in line and "gone" in line and "(trades client)" in line, line
     assert "trades not delivered to Kafka" in line
+
+
+def publish_trades(publisher: Publisher, first_id: int, count: int) -> list[bytes]:
+    frames = []
+    for trade_id in range(first_id, first_id + count):
+        product = PRODUCTS[trade_id % len(PRODUCTS)]
+        frame = match(product, trade_id)
+        assert publisher.publish_trade(frame, product, PRODUCTS.index(product), time.time_ns())
+        frames.append(frame)
+    return frames
+
+
+@pytest.mark.timeout(60)
+def test_a_client_wedged_while_only_trades_wait_is_replaced_and_they_arrive_once(
+    taped: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The trades' own watch finds the stall (no tick waits), and the replacement moves
+    everything the client held: each trade reaches the trades topic once, ticks theirs."""
+    addresses: list[str] = []
+    with silent_broker() as silent:
+        publisher = Publisher(
+            settings_of(taped, monkeypatch),
+            PartitionMap(PRODUCTS),
+            "test",
+            make_producer=first_one_wedged(silent, addresses),
+            stall_s=1,
+        )
+        held = publish_trades(publisher, 1, 30)
+        wait_for(lambda: publisher.replacements == 1, 20, "the stalled producer replaced")
+        assert publisher.trades is not None and publisher.trades.watch.replacements == 1
+        after = publish_trades(publisher, 31, 10)
+        ticks = [ticker("BTC-USD", sequence) for sequence in (1, 2, 3)]
+        for frame in ticks:
+            assert publisher.publish(frame, "BTC-USD", 1, time.time_ns())
+        assert publisher.close(20) == 0
+    assert len(addresses) == 2
+    found = [m.value() for messages in tape(taped).values() for m in messages]
+    assert Counter(found) == Counter(held + after)
+    assert [m.value() for m in read_all(taped.services.bootstrap, taped.topic, 3)] == ticks
+
+
+@pytest.mark.timeout(60)
+def test_trades_kafka_never_took_are_counted_apart_from_ticks(
+    taped: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with silent_broker() as silent:
+        settings = settings_of(taped, monkeypatch, KAFKA_BOOTSTRAP_SERVERS=silent)
+        publisher = Publisher(settings, PartitionMap(PRODUCTS), "test")
+        publish_trades(publisher, 1, 4)
+        assert publisher.publish(ticker("ETH-BTC", 1), "ETH-BTC", 0, time.time_ns())
+        assert publisher.close(0) == 5
+    assert publisher.trades is not None and publisher.trades.undelivered == 4
+    assert publisher.ticks.undelivered == 1
