@@ -9,6 +9,7 @@ import subprocess
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import orjson
 import pytest
@@ -134,12 +135,12 @@ class Tape:
 
 def wait_until(done: Callable[[], bool], consumer: subprocess.Popen[bytes], what: str) -> None:
     try:
-        wait_for(done, 30, what)
+        wait_for(done, 45, what)
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n{service_stderr(consumer)[-3000:]}") from None
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(90)
 def test_trades_from_the_feed_and_rest_are_stored_once_and_exactly(tape: Pipeline) -> None:
     sent = Tape(tape)
     products = tape.products
@@ -191,7 +192,7 @@ BAD = [
 ]
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(90)
 def test_bad_trade_records_become_dead_letters_and_are_committed_past(
     tape: Pipeline,
 ) -> None:
@@ -217,7 +218,7 @@ def test_bad_trade_records_become_dead_letters_and_are_committed_past(
     assert "Invalid JSON" in reasons[4] and reasons[7] == "empty record"
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(90)
 def test_a_trade_table_refusing_inserts_ends_the_consumer_with_nothing_committed(
     tape: Pipeline,
 ) -> None:
@@ -233,3 +234,31 @@ def test_a_trade_table_refusing_inserts_ends_the_consumer_with_nothing_committed
     assert "writer BTC-USD/trade" in line and "INSERT" in line, line
     assert sent.committed()[1] < 0  # the offset never passes what MySQL holds
     assert sent.stored() == {}
+
+
+@pytest.mark.timeout(90)
+def test_backfill_rebuilds_trade_as_well(tape: Pipeline, tmp_path: Path) -> None:
+    sent = Tape(tape)
+    sent.send(
+        FEED,
+        [
+            (p, match(product, 100 + n))
+            for p, product in enumerate(tape.products)
+            for n in range(10)
+        ],
+    )
+    sent.send("rest", [(1, rest(200)), (1, rest(100))])  # one new, one the feed had
+    summary_path = tmp_path / "summary.json"
+    backfill = start_service(
+        "consumer", tape, "backfill", "--since", "earliest", "--summary-json", str(summary_path)
+    )
+    backfill.wait(45)
+    code, err = stop_service(backfill)
+    assert code == 0, err
+    assert sent.stored() == sent.expected
+    assert all(offset < 0 for offset in sent.committed()), "backfill committed offsets"
+    summary = orjson.loads(summary_path.read_bytes())
+    trade = {entry["product"]: entry for entry in summary["products"] if entry["table"] == "trade"}
+    assert trade["BTC-USD"]["written"] == 11 and trade["BTC-USD"]["duplicates"] == 1
+    assert trade["BTC-USD"]["end"] == 12
+    assert summary["total"]["written"] == 31
