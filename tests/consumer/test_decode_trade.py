@@ -35,7 +35,10 @@ REST = {
 
 def record(value: object, source: bytes = b"wss://feed", key: bytes | None = b"BTC-USD") -> Message:
     raw = value if isinstance(value, bytes) else orjson.dumps(value)
-    headers = [("received_ns", b"1796000000123456789"), ("source", source)]
+    headers: list[tuple[str, str | bytes | None]] = [
+        ("received_ns", b"1796000000123456789"),
+        ("source", source),
+    ]
     return Message(value=raw, key=key, partition=1, offset=7, headers=headers)
 
 
