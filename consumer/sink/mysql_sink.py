@@ -128,9 +128,10 @@ class MySQLSink:
                 self._connection = connect(self._settings, local_infile=bulk)
             connection = self._connection
             if bulk:
-                inserted = load_rows(connection, rows, self._table, self._load_statement)
+                text = self._table.tsv_lines.render(rows)
+                inserted = load_rows(connection, self._load_statement, text, len(rows))
             else:
-                inserted = insert_rows(connection, rows, self._table, self._insert_prefix)
+                inserted = insert_rows(connection, rows, self._insert_prefix, self._table)
             connection.commit()
         except BaseException as exc:
             self._discard()  # its state is unknown: the server rolls back what was open
@@ -154,10 +155,7 @@ class MySQLSink:
 MySQLOrderSink = MySQLSink  # the name `order`'s callers know
 
 
-def insert_rows(
-    connection: BatchConnection, rows: list[Row], table: Table = ORDER, prefix: str = ""
-) -> int:
-    prefix = prefix or insert_prefix(table)
+def insert_rows(connection: BatchConnection, rows: list[Row], prefix: str, table: Table) -> int:
     render = table.sql_values.render
     inserted = 0
     with connection.cursor() as cursor:
@@ -170,14 +168,11 @@ def insert_rows(
     return inserted
 
 
-def load_rows(
-    connection: BatchConnection, rows: list[Row], table: Table = ORDER, statement: str = ""
-) -> int:
-    statement = statement or load_statement(table)
-    outcome = connection.load(statement, table.tsv_lines.render(rows).encode("ascii"))
-    if outcome.records != len(rows):
-        raise SinkRejected(f"LOAD DATA read {outcome.records} records of {len(rows)} rows")
-    if outcome.warnings != len(rows) - outcome.inserted:
+def load_rows(connection: BatchConnection, statement: str, text: str, rows: int) -> int:
+    outcome = connection.load(statement, text.encode("ascii"))
+    if outcome.records != rows:
+        raise SinkRejected(f"LOAD DATA read {outcome.records} records of {rows} rows")
+    if outcome.warnings != rows - outcome.inserted:
         raise UnexpectedWarning(show_warnings(connection))
     return outcome.inserted
 
