@@ -75,15 +75,33 @@ def candles(db: Database, product: str, span: CandleRange, tape: bool) -> Candle
         done = covered(buckets, trade_rows, before, after)
     rows: list[Candle] = [tuple(row[:6]) for row in trade_rows if int(row[0]) in done]
     from_trades = len(rows)
-    rest = [bucket for bucket in buckets if bucket not in done]
-    from_ticks = 0
-    if rest:
-        # Only the stretch from the first to the last uncovered bucket is read from ticks.
-        start = EPOCH + timedelta(seconds=rest[0])
-        end = EPOCH + timedelta(seconds=rest[-1] + span.granularity)
-        ticks = [row for row in queries.candles(db, product, span.granularity, start, end)
-                 if int(row[0]) not in done]
-        rows += ticks
-        from_ticks = len(ticks)
+    ticks: list[Row] = []
+    for first, last in uncovered_runs(buckets, done):
+        start = EPOCH + timedelta(seconds=first)
+        end = EPOCH + timedelta(seconds=last + span.granularity)
+        found = queries.candles(db, product, span.granularity, start, end)
+        ticks += [row for row in found if int(row[0]) not in done]
+    rows += ticks
     rows.sort(key=lambda row: row[0], reverse=True)
-    return Candles(rows, from_trades, from_ticks)
+    return Candles(rows, from_trades, len(ticks))
+
+
+# More stretches of uncovered buckets than this are read from ticks in one query.
+MAX_TICK_QUERIES = 4
+
+
+def uncovered_runs(buckets: list[int], done: set[int]) -> list[tuple[int, int]]:
+    """(first, last) bucket of each stretch the tape does not cover, so that only those
+    stretches are read from ticks (typically a hole and the live bucket); beyond
+    MAX_TICK_QUERIES stretches, one from the first to the last."""
+    runs: list[list[int]] = []
+    for index, bucket in enumerate(buckets):
+        if bucket in done:
+            continue
+        if runs and runs[-1][1] == buckets[index - 1]:
+            runs[-1][1] = bucket
+        else:
+            runs.append([bucket, bucket])
+    if len(runs) > MAX_TICK_QUERIES:
+        return [(runs[0][0], runs[-1][1])]
+    return [(first, last) for first, last in runs]
