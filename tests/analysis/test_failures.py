@@ -125,7 +125,8 @@ def idle_timeout_user(services: Services, database: str, seconds: int) -> Iterat
         if saved:
             pytest.skip(f"init_connect is in use on this server: {saved!r}")
         cursor.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{user}'")
-        cursor.execute(f"GRANT SELECT ON `{database}`.`order` TO '{user}'@'%'")
+        for table in ("order", "trade"):
+            cursor.execute(f"GRANT SELECT ON `{database}`.`{table}` TO '{user}'@'%'")
         cursor.execute(
             "SET GLOBAL init_connect = %s",
             (
