@@ -50,16 +50,14 @@ def covered(
     found: set[int] = set()
     previous = before
     for bucket in buckets:
-        count, low, high = by_bucket.get(bucket, (0, None, None))
+        count, low, high = by_bucket.get(bucket, (0, 0, 0))
         following = next_id[bucket]
-        if (
-            previous is not None
-            and following is not None
-            and following - previous - 1 == count
-            and (low is None or previous < low <= high < following)  # type: ignore[operator]
-        ):
-            found.add(bucket)
-        if high is not None:
+        if previous is not None and following is not None:
+            # Every id between the neighbours is stored, and the bucket's ids lie between.
+            between = count == 0 or previous < low <= high < following
+            if between and following - previous - 1 == count:
+                found.add(bucket)
+        if count:
             previous = high
     return found
 
