@@ -9,6 +9,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from producer.publisher import Publisher
 from producer.settings import ProducerSettings
 from producer.tape import LATE, NEW, REPEATED, TradeLedger
 from shared.failures import CannotStart
+from shared.models import parse_feed_time
 from shared.partitions import PartitionMap
 from shared.settings import load
 from simulator import SimulatorConfig, SimulatorThread, Trade
@@ -314,3 +316,38 @@ def test_trades_kafka_never_took_are_counted_apart_from_ticks(
         assert publisher.close(0) == 5
     assert publisher.trades is not None and publisher.trades.undelivered == 4
     assert publisher.ticks.undelivered == 1
+
+
+@pytest.mark.timeout(60)
+def test_through_the_consumer_the_table_holds_every_trade_exactly(taped: Pipeline) -> None:
+    """Simulator -> producer (two connections) -> Kafka -> consumer -> `trade`: one row per
+    trade the simulator made, every field as it sent it."""
+    config = SimulatorConfig(products=PRODUCTS, rate=200, count=200, seed=25)
+    consumer = start_service("consumer", taped)
+    try:
+        with SimulatorThread(config) as simulator:
+            with producer_on(taped, simulator.url, FEED_CONNECTIONS="2") as process:
+                assert simulator.wait_until(lambda s: s.connections >= 2 and s.done(), 30)
+                time.sleep(0.5)
+                code, err = stop_service(process)
+            assert code == 0, err
+            made = [trade for trades in simulator.trades().values() for trade in trades]
+        query = "SELECT COUNT(*) FROM `trade`"
+        wait_for(lambda: taped.rows(query)[0][0] >= len(made), 20, "every trade stored")
+    finally:
+        code, err = stop_service(consumer)
+    assert code == 0, err
+    columns = "product_id, trade_id, side, price, size, time, sequence, maker_order_id"
+    columns += ", taker_order_id, source"
+    stored = taped.rows(f"SELECT {columns} FROM `trade` ORDER BY product_id, trade_id")
+    assert stored == [row(t) for t in sorted(made, key=lambda t: (t.product_id, t.trade_id))]
+
+
+def row(trade: Trade) -> tuple[object, ...]:
+    """The `trade` row a feed trade must become."""
+    time_utc = parse_feed_time(trade.time).replace(tzinfo=None)
+    return (
+        *(trade.product_id, trade.trade_id, trade.side, Decimal(trade.price)),
+        *(Decimal(trade.size), time_utc, trade.sequence, trade.maker_order_id),
+        *(trade.taker_order_id, "ws"),
+    )
