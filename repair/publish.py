@@ -54,7 +54,10 @@ class TradePublisher:
         partition = self._partitions.partition(product)
         if partition is None:
             raise ValueError(f"{product} is not in PRODUCTS")
-        headers: dict[str, str | bytes | None] = {HEADER_SOURCE: SOURCE_REST, HEADER_RECEIVED_NS: str(received_ns)}
+        headers: dict[str, str | bytes | None] = {
+            HEADER_SOURCE: SOURCE_REST,
+            HEADER_RECEIVED_NS: str(received_ns),
+        }
         for trade in trades:
             while True:
                 try:

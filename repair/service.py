@@ -40,9 +40,7 @@ def make_repairer(settings: RepairSettings, stop: threading.Event) -> Repairer:
     return Repairer(Tape(settings.mysql_connect_args()), rest, publisher)
 
 
-def run_once(
-    settings: RepairSettings, products: tuple[str, ...], since: datetime | None
-) -> int:
+def run_once(settings: RepairSettings, products: tuple[str, ...], since: datetime | None) -> int:
     """Repair every hole between the first stored trade (at or after `since`) and the last;
     then wait up to REPAIR_WAIT_S for `trade` to show them closed. Prints the summary."""
     stop = threading.Event()
@@ -210,4 +208,3 @@ def _stop_on_signals(stop: threading.Event) -> None:
 
 def follow(settings: RepairSettings, products: tuple[str, ...], since: datetime | None) -> int:
     return Follower(settings, products, since).run()
-
