@@ -87,7 +87,7 @@ def repair_env(pipeline: Pipeline, rest_url: str, **env: str) -> dict[str, str]:
 
 
 def run_repair(
-    pipeline: Pipeline, rest_url: str, *args: str, timeout: float = 60, **env: str
+    pipeline: Pipeline, rest_url: str, *args: str, **env: str
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "repair", *args],
@@ -95,7 +95,7 @@ def run_repair(
         env=repair_env(pipeline, rest_url, **env),
         capture_output=True,
         text=True,
-        timeout=timeout,
+        timeout=60,
     )
 
 
