@@ -39,6 +39,14 @@ SELECT trade_id FROM `trade` WHERE product_id = %s AND time >= %s ORDER BY time,
 _BOUNDS = "SELECT MIN(trade_id), MAX(trade_id) FROM `trade` WHERE product_id = %s"
 
 
+# Errors retrying cannot fix: access denied (database, table), no such database or table.
+PERMANENT_MYSQL_ERRORS = frozenset({1044, 1045, 1049, 1142, 1146})
+
+
+def permanent(error: pymysql.err.MySQLError) -> bool:
+    return bool(error.args) and error.args[0] in PERMANENT_MYSQL_ERRORS
+
+
 class Tape:
     """Reads `trade` (SELECT only) on one connection, reopened when it breaks."""
 

@@ -93,6 +93,10 @@ class TradePublisher:
             self._failed, self._reason = {}, ""
             raise Undelivered(f"{waiting} unacknowledged, {failed} failed: {reason}")
 
+    def close(self, timeout_s: float = 10.0) -> int:
+        """Deliver what is still queued (a stop mid-hole); returns what was left."""
+        return int(self._producer.flush(timeout_s))
+
     def _raise_fatal(self) -> None:
         if self._fatal is not None:
             raise self._fatal

@@ -14,7 +14,7 @@ from typing import Any
 import pymysql
 
 from repair import metrics
-from repair.holes import Hole, Tape
+from repair.holes import Hole, Tape, permanent
 from repair.publish import TradePublisher
 from repair.repairer import Repairer
 from repair.rest import RestClient, RestGone, RestRefused, Stopped
@@ -61,8 +61,7 @@ def run_once(settings: RepairSettings, products: tuple[str, ...], since: datetim
     except pymysql.err.MySQLError as exc:
         raise Fatal(f"repair failed: the database refused or went away: {exc}") from None
     finally:
-        repairer.rest.close()
-        repairer.tape.close()
+        _close(repairer)
     summary = repairer.report(started) | {"verified_in_table": verified, "stopped": stop.is_set()}
     log.info("repair done", **summary)
     print(json.dumps(summary), flush=True)
@@ -135,8 +134,7 @@ class Follower:
                 self.pass_once()
                 self.stop.wait(self.settings.repair_poll_s)
         finally:
-            self.repairer.rest.close()
-            self.repairer.tape.close()
+            _close(self.repairer)
         log.info("repair stopped", **self.repairer.report(self.last_pass_at))
         return 0
 
@@ -154,6 +152,8 @@ class Follower:
         except RestGone as exc:
             self._failed(exc)
         except pymysql.err.MySQLError as exc:
+            if permanent(exc):
+                raise Fatal(f"repair cannot read `trade`: {exc}") from None
             self._failed(exc)
 
     def _failed(self, exc: Exception) -> None:
@@ -199,6 +199,15 @@ class Follower:
             "last_error": self.last_error,
             **self.repairer.report(time.monotonic()),
         }
+
+
+def _close(repairer: Repairer) -> None:
+    """What was published before a stop still reaches Kafka; then the connections close."""
+    left = repairer.publisher.close()
+    if left:
+        log.warning("trades not acknowledged at stop; a later run fetches them again", count=left)
+    repairer.rest.close()
+    repairer.tape.close()
 
 
 def _stop_on_signals(stop: threading.Event) -> None:
