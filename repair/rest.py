@@ -151,8 +151,10 @@ class RestClient:
         failure = state.outcome.exception() if state.outcome else None
         backoff = wait_random_exponential(multiplier=0.25, max=MAX_BACKOFF_S)(state)
         if isinstance(failure, Transient) and failure.retry_after_s is not None:
-            return max(backoff, failure.retry_after_s)
-        return backoff
+            backoff = max(backoff, failure.retry_after_s)
+        # The last try comes at the give-up time, not a whole backoff after it.
+        left = self._give_up_s - (state.seconds_since_start or 0.0)
+        return max(0.0, min(backoff, left))
 
     def _sleep(self, seconds: float) -> None:
         if self._stop.wait(seconds):

@@ -9,7 +9,7 @@ import time
 import orjson
 import pytest
 
-from ops.pipeline import Pipeline, free_port
+from ops.pipeline import Pipeline, create_topic, free_port
 from simulator import SimulatorThread
 from tests.factories import fatal_line
 
@@ -96,3 +96,14 @@ def test_one_shot_without_a_consumer_says_so(tape: Pipeline) -> None:
     assert result.returncode == 1
     line = fatal_line(result.stderr, 1)
     assert "published 5 trades" in line and "is the consumer running?" in line
+
+
+def test_a_trades_topic_short_of_partitions_exits_2(tape: Pipeline) -> None:
+    narrow = tape.trades_topic + ".narrow"
+    create_topic(tape.services, narrow, 1)
+    try:
+        result = run_repair(tape, "http://127.0.0.1:1", KAFKA_TRADES_TOPIC=narrow)
+    finally:
+        tape.services.admin_client().delete_topics([narrow])
+    assert result.returncode == 2
+    assert "fewer partitions than PRODUCTS" in fatal_line(result.stderr, 2)
