@@ -120,7 +120,7 @@ class Follower:
         self.repairer = make_repairer(settings, self.stop)
         self.newest: dict[str, deque[tuple[float, int]]] = {p: deque() for p in products}
         self.watermark: dict[str, int] = {}  # every id up to here was stored at some pass
-        self.last_pass_at = time.monotonic()
+        self.started = self.last_pass_at = time.monotonic()
         self.last_error: str | None = None
         self.open: dict[str, int] = {}
         self._errors = RepeatedErrors(log, "repair pass failed; trying again", interval_s=60)
@@ -135,7 +135,7 @@ class Follower:
                 self.stop.wait(self.settings.repair_poll_s)
         finally:
             _close(self.repairer)
-        log.info("repair stopped", **self.repairer.report(self.last_pass_at))
+        log.info("repair stopped", **self.repairer.report(self.started))
         return 0
 
     def pass_once(self) -> None:
@@ -197,7 +197,7 @@ class Follower:
             "seconds_since_pass": round(since_pass, 1),
             "holes_open": self.open,
             "last_error": self.last_error,
-            **self.repairer.report(time.monotonic()),
+            **self.repairer.report(self.started),
         }
 
 
