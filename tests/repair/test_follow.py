@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -16,7 +17,7 @@ import pytest
 from ops.pipeline import ROOT, Pipeline, free_port
 from simulator import SimulatorConfig, SimulatorThread
 
-from .harness import published_ids, repair_env, store
+from .harness import market, published_ids, repair_env, store
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -73,3 +74,40 @@ def test_follow_keeps_the_tape_complete(tape: Pipeline) -> None:
         expected = set(range(first + 20, first + 30)) | set(range(first + 50, max(found) + 1))
         assert set(found) == expected, product
         assert max(found) >= target[product]
+
+
+def test_follow_outlives_a_rest_outage(tape: Pipeline) -> None:
+    """REST down: --follow stays up (no crash loop), /healthz says why (503), SIGTERM -> 0."""
+    with market(count=50) as sim:
+        store(tape, [t for trades in sim.trades().values() for t in trades[:20]])
+    port = free_port()
+    repair = subprocess.Popen(
+        [sys.executable, "-m", "repair", "--follow"],
+        cwd=ROOT,
+        env=repair_env(
+            tape,
+            f"http://127.0.0.1:{free_port()}",  # nobody listens
+            REPAIR_POLL_S="0.2",
+            REPAIR_REST_GIVE_UP_S="0.5",
+            REPAIR_METRICS_PORT=str(port),
+        ),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline, answer = time.monotonic() + 20, 0
+        while time.monotonic() < deadline and answer != 503:
+            time.sleep(0.3)
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                answer = 200
+            except urllib.error.HTTPError as error:
+                answer, health = error.code, json.loads(error.read())
+            except OSError:
+                continue
+        assert answer == 503 and "Coinbase REST failed" in health["last_error"]
+        assert repair.poll() is None, "still running"
+    finally:
+        os.kill(repair.pid, signal.SIGTERM)
+        _, stderr = repair.communicate(timeout=20)
+    assert repair.returncode == 0, stderr
