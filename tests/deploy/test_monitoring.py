@@ -16,6 +16,7 @@ from prometheus_client.core import REGISTRY
 import analysis.metrics
 import consumer.metrics
 import producer.metrics
+import repair.metrics
 import shared.supervision
 from tests.deploy.contract import ROOT, compose, compose_service
 
@@ -31,6 +32,7 @@ def load_json(path: Any) -> dict[str, Any]:
 def exported_metric_names() -> set[str]:
     """Sample names the services export (the modules defining them are imported above)."""
     assert producer.metrics and consumer.metrics and analysis.metrics and shared.supervision
+    assert repair.metrics
     suffixes = {
         "counter": ("_total",),
         "gauge": ("",),
