@@ -1,7 +1,8 @@
 """One pass over the holes of every product: fetch the ids still missing, publish, confirm.
 
 A hole (first, last) is fetched newest first: `after=last+1&limit=n` with n the ids still
-missing below the cursor (at most 1000), then `after=` the page's oldest id, until `first`.
+missing below the cursor (at most 1000), then `after=` the page's oldest id (what its CB-AFTER
+header carries; taken from the body, which is what gets published), until `first`.
 So a hole of n ids takes ⌈n/1000⌉ requests and never asks for a stored id. Only ids inside
 the hole and below the cursor are published, so a page that brings other trades (an
 exchange that ignores `limit`, trades made meanwhile) publishes nothing twice. Ids Kafka

@@ -61,7 +61,6 @@ class Stopped(Exception):
 @dataclass
 class Page:
     trades: list[RestTrade]
-    cursor_after: int | None  # CB-AFTER: the cursor of the next older page
     received_ns: int
 
 
@@ -185,7 +184,7 @@ class RestClient:
         except BadBody as bad:
             raise self._failed(bad.kind, f"bad body from {path}: {bad}") from None
         self.bucket.succeeded()
-        return Page(trades, _whole(headers.get("cb-after")), received_ns)
+        return Page(trades, received_ns)
 
     def _failed(self, kind: str, message: str, retry_after_s: float | None = None) -> Transient:
         self.counts.failed[kind] = self.counts.failed.get(kind, 0) + 1
@@ -209,10 +208,6 @@ class RestClient:
             raise http.client.HTTPException(f"body over {MAX_BODY_BYTES} bytes")
         headers = {name.lower(): value for name, value in response.getheaders()}
         return response.status, headers, body
-
-
-def _whole(text: str | None) -> int | None:
-    return int(text) if text is not None and text.strip().isdigit() else None
 
 
 def _retry_after(text: str | None) -> float | None:
