@@ -2,6 +2,7 @@
 #   docker build --target producer -t coinbase-pipeline/producer .   (make build-producer)
 #   docker build --target consumer -t coinbase-pipeline/consumer .   (make build-consumer)
 #   docker build --target analysis -t coinbase-pipeline/analysis .   (make build-analysis)
+#   docker build --target repair -t coinbase-pipeline/repair .       (trade tape gap repair)
 # `base` holds the code and the runtime dependencies; compose also runs the topic job and the
 # simulator from it. No secret is baked in: every setting comes from the environment at run time.
 
@@ -35,6 +36,7 @@ COPY producer/ producer/
 COPY consumer/ consumer/
 COPY simulator/ simulator/
 COPY analysis/ analysis/
+COPY repair/ repair/
 COPY schema.sql pyproject.toml ./
 # Root owns the code; the app user can read it and write nothing (read-only root file
 # systems work as they are).
@@ -68,3 +70,13 @@ EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
   CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('ANALYSIS_PORT', '8000'), timeout=4)"]
 CMD ["python", "-m", "analysis"]
+
+# ---------------------------------------------------------------- repair (trade tape gap repair)
+# Reads `trade` as ticker_reader (SELECT only); --follow keeps the tape complete until SIGTERM.
+FROM base AS repair
+ENV REPAIR_METRICS_PORT=9103 \
+    MYSQL_USER=ticker_reader
+EXPOSE 9103
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('REPAIR_METRICS_PORT', '9103'), timeout=4)"]
+CMD ["python", "-m", "repair", "--follow"]
