@@ -60,8 +60,7 @@ def run(batches: int, rate: float) -> dict[str, Any]:
         rate=0, count=batches, seed=5, record=False, rest_rate=rate, rest_burst=15,
         trade_history=max(250_000, 2 * batches), products=("ETH-BTC", "BTC-USD", "BTC-EUR"),
     )  # fmt: skip
-    with throwaway_pipeline("bench") as base, SimulatorThread(config) as sim:
-        pipeline = base.with_trade_tape()
+    with throwaway_pipeline("bench", tape=True) as pipeline, SimulatorThread(config) as sim:
         make_trades(sim, pipeline.products)
         trades = sim.trades()
         store_ends(pipeline, trades)

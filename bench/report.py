@@ -93,15 +93,15 @@ def metrics_text(port: int) -> str:
 
 
 def histogram_quantiles(
-    text: str, name: str, quantiles: tuple[float, ...], baseline: str = ""
+    text: str, name: str, quantiles: tuple[float, ...], baseline: str = "", labels: str = ""
 ) -> dict[str, float]:
     """Upper bucket bounds holding each quantile of a Prometheus histogram (summed over its
-    labels), of what was observed since `baseline`."""
+    series whose labels hold `labels`, e.g. 'table="order"'), observed since `baseline`."""
 
     def buckets(page: str) -> dict[float, float]:
         counts: dict[float, float] = {}
         for line in page.splitlines():
-            if line.startswith(f"{name}_bucket"):
+            if line.startswith(f"{name}_bucket") and labels in line:
                 bound = float(line.split('le="')[1].split('"')[0])  # "+Inf" parses as inf
                 counts[bound] = counts.get(bound, 0.0) + float(line.rsplit(" ", 1)[1])
         return counts

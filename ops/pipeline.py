@@ -294,11 +294,16 @@ class Pipeline:
 
 @contextmanager
 def throwaway_pipeline(
-    prefix: str = "test", products: tuple[str, ...] = PRODUCTS, services: Services | None = None
+    prefix: str = "test",
+    products: tuple[str, ...] = PRODUCTS,
+    services: Services | None = None,
+    tape: bool = False,
 ) -> Iterator[Pipeline]:
-    """A Pipeline for the duration of the block; dropped afterwards, whatever happened."""
+    """A Pipeline (with its trade tape if `tape`) for the duration of the block; dropped
+    afterwards, trades topic included, whatever happened."""
     pipeline = Pipeline.create(prefix, products, services)
     try:
+        pipeline = pipeline.with_trade_tape() if tape else pipeline
         yield pipeline
     finally:
         pipeline.drop()
