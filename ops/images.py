@@ -33,6 +33,7 @@ class Expected:
     image: str
     distributions: frozenset[str]  # exactly these, besides pip (normalised names)
     runs: tuple[str, ...]  # project packages (or modules): every module of each must import
+    modules: frozenset[str]  # every module of those packages in the source tree
     lacks_code: tuple[str, ...]  # project packages that must not be there
     lacks_modules: tuple[str, ...]  # top-level modules of the other images' distributions
 
@@ -47,14 +48,19 @@ def locked(extra: str, root: Path = ROOT) -> frozenset[str]:
     return frozenset(normalise(name) for name in re.findall(r"^([A-Za-z0-9][^=\s]*)==", text, re.M))
 
 
-# Distribution -> its importable top-level module, where the two differ.
-MODULE_OF = {
-    "confluent-kafka": "confluent_kafka",
-    "pymysql": "pymysql",
-    "prometheus-client": "prometheus_client",
-    "pydantic-settings": "pydantic_settings",
-    "python-dotenv": "dotenv",
-}
+# Distribution -> its importable top-level module, where that is not the name with "_".
+MODULE_OF = {"python-dotenv": "dotenv", "opentelemetry-api": "opentelemetry", "pyyaml": "yaml"}
+
+
+def source_modules(runs: tuple[str, ...], root: Path = ROOT) -> frozenset[str]:
+    """The dotted names of every module under the packages in `runs`, in the source tree."""
+    found: set[str] = set()
+    for package in runs:
+        folder = root / package.replace(".", "/")
+        for path in folder.rglob("*.py") if folder.is_dir() else ():
+            parts = path.relative_to(root).with_suffix("").parts
+            found.add(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return frozenset(found)
 
 
 def expected(image: str, root: Path = ROOT) -> Expected:
@@ -65,6 +71,7 @@ def expected(image: str, root: Path = ROOT) -> Expected:
         image=image,
         distributions=own,
         runs=runs,
+        modules=source_modules(runs, root),
         lacks_code=tuple(
             p
             for p in PROJECT_PACKAGES
@@ -79,20 +86,23 @@ def expected(image: str, root: Path = ROOT) -> Expected:
 PROBE = """
 import importlib, importlib.metadata as md, importlib.util, json, pkgutil, re, sys
 want = json.loads(sys.argv[1])
-failed = {}
+failed, modules = {}, []
 for package in want["runs"]:
-    path = getattr(importlib.import_module(package), "__path__", [])
-    names = [package] + [
-        m.name for m in pkgutil.walk_packages(path, package + ".")
-        if not m.name.endswith("__main__")
-    ]
+    try:
+        path = getattr(importlib.import_module(package), "__path__", [])
+    except Exception as error:
+        failed[package] = repr(error)
+        continue
+    names = [m.name for m in pkgutil.walk_packages(path, package + ".")]
+    modules += [package] + names if path else []
     for name in names:
         try:
-            importlib.import_module(name)
+            importlib.import_module(name)  # a __main__ runs nothing: main() is guarded
         except Exception as error:
             failed[name] = repr(error)
 print(json.dumps({
     "failed": failed,
+    "modules": modules,
     "distributions": sorted({re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower()
                              for d in md.distributions()}),
     "present": [m for m in want["lacks_code"] + want["lacks_modules"]
@@ -112,6 +122,9 @@ def problems(want: Expected, report: dict[str, Any]) -> list[str]:
     and nothing else."""
     image = want.image
     found = [f"{image}: import {name} fails: {error}" for name, error in report["failed"].items()]
+    missing_code = sorted(want.modules - set(report["modules"]))
+    if missing_code:
+        found.append(f"{image}: modules not copied into the image: {missing_code}")
     distributions = set(report["distributions"]) - VENV_SEEDS
     if distributions != want.distributions:
         missing = sorted(want.distributions - distributions)
