@@ -33,11 +33,35 @@ CREATE TABLE IF NOT EXISTS coinbase.`order` (
     KEY order_product_time (product_id, time)
 ) ENGINE=InnoDB;
 
+-- One row per trade of the `matches` channel (or of the REST history that repairs a hole):
+-- the complete tape. Column names are Coinbase's; `side` is the maker's, as Coinbase reports
+-- it. Per product `trade_id` rises by exactly 1, so a stored range without a hole is complete.
+CREATE TABLE IF NOT EXISTS coinbase.`trade` (
+    product_id      VARCHAR(32)      NOT NULL,
+    trade_id        BIGINT UNSIGNED  NOT NULL,
+    side            ENUM('buy','sell') NOT NULL,
+    price           DECIMAL(38,18)   NOT NULL,
+    size            DECIMAL(38,18)   NOT NULL,
+    time            DATETIME(6)      NOT NULL,  -- UTC, truncated to microseconds
+    sequence        BIGINT UNSIGNED  NULL,      -- NULL when from REST
+    maker_order_id  VARCHAR(64)      NULL,      -- NULL when from REST
+    taker_order_id  VARCHAR(64)      NULL,      -- NULL when from REST
+    source          ENUM('ws','rest') NOT NULL,
+    received_at     DATETIME(6)      NULL,      -- producer's (or repair's) receive time, UTC
+    kafka_partition INT UNSIGNED     NOT NULL,
+    kafka_offset    BIGINT UNSIGNED  NOT NULL,
+    inserted_at     DATETIME(6)      NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    -- The only unique key: a trade from the feed and again from REST is one row (first wins).
+    PRIMARY KEY (product_id, trade_id),
+    KEY trade_product_time (product_id, time)
+) ENGINE=InnoDB;
+
 -- Least privilege for the writer: it inserts and reads, nothing else.
 -- The password here is for local runs only; set a real one in the cloud:
 --   ALTER USER 'ticker_writer'@'%' IDENTIFIED BY '...';
 CREATE USER IF NOT EXISTS 'ticker_writer'@'%' IDENTIFIED BY 'ticker_writer';
 GRANT SELECT, INSERT ON coinbase.`order` TO 'ticker_writer'@'%';
+GRANT SELECT, INSERT ON coinbase.`trade` TO 'ticker_writer'@'%';
 
 -- Analysis API (analysis/): one covering index serves candles, stats, the ticker and the
 -- largest trades. Its leaf entries carry (product_id, time, price, last_size) plus the
@@ -59,3 +83,4 @@ DEALLOCATE PREPARE analysis_index;
 --   ALTER USER 'ticker_reader'@'%' IDENTIFIED BY '...';
 CREATE USER IF NOT EXISTS 'ticker_reader'@'%' IDENTIFIED BY 'ticker_reader';
 GRANT SELECT ON coinbase.`order` TO 'ticker_reader'@'%';
+GRANT SELECT ON coinbase.`trade` TO 'ticker_reader'@'%';

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, localcontext
 
 
@@ -24,10 +24,6 @@ def product_text(price: str, size: str) -> str:
 def iso_time(value: datetime) -> str:
     """A stored UTC DATETIME(6) as ISO-8601 with Z, microseconds always shown."""
     return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def unix_seconds(value: datetime) -> int:
-    return int(value.replace(tzinfo=UTC).timestamp())
 
 
 def candles_json(buckets: Sequence[tuple[int, str, str, str, str, str]]) -> bytes:

@@ -43,55 +43,38 @@ def decode_batch(
 ) -> Batch:
     """Decode error-free records of `product`'s partition, in offset order.
 
-    The common case (a valid trade ticker of the right product, its receive time the
-    first header, as the producer writes it) is handled inline, with pydantic-core's
-    validator called directly: this loop is most of the consumer's CPU per row, and
-    function calls were a third of it beside validation. Anything else takes `decode`,
-    which says why.
+    This loop is most of the consumer's CPU per row: pydantic-core's validator is called
+    directly and the record is validated once, whatever it turns out to be.
     """
     batch = Batch()
-    rows, received, snapshots = batch.rows, batch.received_ns, 0
-    validate, seconds = VALIDATE_TRADE, _SECONDS
+    rows, received, rejected = batch.rows, batch.received_ns, batch.rejected
+    validate = VALIDATE_TRADE
     for message in messages:
         value = message.value()
-        headers = message.headers()
-        first = headers[0] if isinstance(headers, list) and headers else None
-        if first is not None and first[0] == HEADER_RECEIVED_NS and first[1]:
-            try:
-                nanoseconds: int | None = int(first[1])
-            except ValueError:
-                nanoseconds = None
-        else:
-            nanoseconds = received_ns(headers)
-        if value:
-            try:
-                row: Row = validate(value)  # the validated fields, named as the columns
-            except ValidationError:
-                row = {}
-            if row and row["product_id"] == product:
-                feed_time: str = row["time"]  # type: ignore[assignment]
-                row["time"] = feed_time[:10] + " " + feed_time[11:26].rstrip("Z")  # mysql_datetime
-                if nanoseconds is not None and 0 <= nanoseconds < MAX_RECEIVED_NS:
-                    second, fraction = divmod(nanoseconds, 1_000_000_000)
-                    text = seconds.get(second) or utc_second(second)
-                    row["received_at"] = f"{text}.{fraction // 1000:06d}"  # received_at()
-                else:
-                    row["received_at"] = None
-                row["kafka_partition"] = partition
-                row["kafka_offset"] = message.offset()
-                rows.append(row)
-                if keep_received and nanoseconds is not None:
-                    received.append(nanoseconds)
-                continue
-        offset: int = message.offset()  # type: ignore[assignment]  # set on every record
-        outcome = decode(value, nanoseconds, product, partition, offset)
-        if isinstance(outcome, Rejected):
-            batch.rejected.append((message, outcome.reason))
-        elif isinstance(outcome, Snapshot):
-            snapshots += 1
-        else:  # unreachable: the inline path accepts every row `decode` would
-            rows.append(outcome)
-    batch.snapshots = snapshots
+        nanoseconds = received_ns(message.headers())
+        if not value:
+            rejected.append((message, "empty record"))
+            continue
+        try:
+            row: Row = validate(value)  # the validated fields, named as the columns
+        except ValidationError as error:
+            outcome = snapshot_or_rejected(value, error, product)
+            if isinstance(outcome, Rejected):
+                rejected.append((message, outcome.reason))
+            else:
+                batch.snapshots += 1
+            continue
+        if row["product_id"] != product:
+            reason = f"product_id {row['product_id']!r} on the partition of {product}"
+            rejected.append((message, reason))
+            continue
+        row["time"] = mysql_datetime(row["time"])  # type: ignore[arg-type]
+        row["received_at"] = received_at(nanoseconds)
+        row["kafka_partition"] = partition
+        row["kafka_offset"] = message.offset()
+        rows.append(row)
+        if keep_received and nanoseconds is not None:
+            received.append(nanoseconds)
     if messages:
         batch.last_offset = messages[-1].offset()  # type: ignore[assignment]
     return batch
@@ -104,20 +87,15 @@ def decode(
     partition: int,
     offset: int,
 ) -> Row | Snapshot | Rejected:
-    """Validate one raw frame from `expected_product`'s partition into a row."""
-    if not value:
-        return Rejected("empty record")
-    try:
-        row: Row = VALIDATE_TRADE(value)
-    except ValidationError as exc:
-        return snapshot_or_rejected(value, exc, expected_product)
-    if row["product_id"] != expected_product:
-        return Rejected(f"product_id {row['product_id']!r} on the partition of {expected_product}")
-    row["time"] = mysql_datetime(row["time"])  # type: ignore[arg-type]
-    row["received_at"] = received_at(nanoseconds)
-    row["kafka_partition"] = partition
-    row["kafka_offset"] = offset
-    return row
+    """One raw frame from `expected_product`'s partition, as `decode_batch` decodes it."""
+    headers: Headers = None if nanoseconds is None else {HEADER_RECEIVED_NS: str(nanoseconds)}
+    message = Message(value=value, partition=partition, offset=offset, headers=headers)
+    batch = decode_batch([message], expected_product, partition, keep_received=False)
+    if batch.rows:
+        return batch.rows[0]
+    if batch.rejected:
+        return Rejected(batch.rejected[0][1])
+    return Snapshot()
 
 
 def snapshot_or_rejected(

@@ -1,4 +1,4 @@
-"""Settings of `python -m consumer` and its backfill command (the shared base is in shared/)."""
+"""Settings of `python -m consumer` and its backfill command: the topic's, MySQL's and its own."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import NoDecode
 
-from shared.settings import MySQLSettings, Port
+from shared.settings import CommonSettings, MySQLSettings, Port
 
 
-class ConsumerSettings(MySQLSettings):
+class ConsumerSettings(MySQLSettings, CommonSettings):
     """Every variable the consumer reads; `python -m consumer --help` lists them."""
 
     kafka_group_id: str = Field("order-writer", min_length=1)

@@ -34,8 +34,6 @@ HEALTHY_LOOP_AGE_S = 60.0
 IDLE_POLL_S = 1.0  # nothing arrived: wait this long (a record ends the wait at once)
 DRAIN_S = 0.001  # after a quiet spell: take what came with the first record, no more
 
-__all__ = ["ConsumerFactory", "PartitionWriter"]
-
 
 @dataclass
 class WriterStatus:

@@ -28,19 +28,11 @@ from typing import Any
 import pymysql
 from confluent_kafka import Consumer, TopicPartition
 
-from ops import base_image, compose_plugin, docker_engine, images
+from ops import base_image, compose_plugin, docker_engine, images, kafka_broker, mysql_server
 from ops.docker_engine import say
 from ops.http import http_get
 from ops.pipeline import PRODUCTS, Pipeline, free_port
-from ops.services import (
-    KAFKA_BOOTSTRAP,
-    MYSQL_HOST,
-    MYSQL_PORT,
-    ROOT,
-    kafka_ready,
-    mysql_ready,
-    port_open,
-)
+from ops.processes import ROOT, port_open
 
 PROJECT = "coinbase-pipeline-check"
 TAG = "check"
@@ -106,10 +98,15 @@ def answered(check: Callable[[], bool]) -> bool:
 def services_up(stack: ExitStack) -> None:
     """Kafka and MariaDB answer: the ones running (a restart in progress is waited for), or
     the ones `ops/services.py up` starts, stopped afterwards."""
-    if not any(port_open(address) for address in (KAFKA_BOOTSTRAP, f"{MYSQL_HOST}:{MYSQL_PORT}")):
+    addresses = (kafka_broker.BOOTSTRAP, f"{mysql_server.HOST}:{mysql_server.PORT}")
+    if not any(port_open(address) for address in addresses):
         subprocess.run([sys.executable, "ops/services.py", "up"], cwd=ROOT, check=True)
         stack.callback(subprocess.run, [sys.executable, "ops/services.py", "down"], cwd=ROOT)
-    wait_for("Kafka and MariaDB answer", lambda: kafka_ready() and mysql_ready(), 120, 1)
+    wait_for("Kafka and MariaDB answer", both_ready, 120, 1)
+
+
+def both_ready() -> bool:
+    return kafka_broker.ready() and mysql_server.ready()
 
 
 # ---------------------------------------------------------------- docker and compose
@@ -163,6 +160,7 @@ def compose_env(pipeline: Pipeline, python_image: str) -> dict[str, str]:
         "KAFKA_PORT": services.bootstrap.split(",")[0].rpartition(":")[2],
         "KAFKA_TOPIC": pipeline.topic,
         "KAFKA_DLQ_TOPIC": pipeline.dlq_topic,
+        "KAFKA_TRADES_TOPIC": pipeline.trades_topic,
         "KAFKA_GROUP_ID": pipeline.group_id,
         "MYSQL_PORT": str(services.mysql_port),
         "MYSQL_DATABASE": pipeline.database,
@@ -449,10 +447,15 @@ def run(timings: Timings, stack: ExitStack) -> dict[str, int]:
         say(f"   docker compose {compose_plugin.ensure()}")
     with timings.step("stand-in base image"):
         python_image = base_image.ensure()
-    pipeline = Pipeline.create("ctr")
-    stack.callback(wait_for, "throwaway topics and database dropped", lambda: drop(pipeline), 60, 1)
+    made = [Pipeline.create("ctr")]  # the last one made is dropped, whatever happens next
+    stack.callback(wait_for, "throwaway topics and database dropped", lambda: drop(made[-1]), 60, 1)
+    made.append(made[0].with_trade_tape())
+    pipeline = made[-1]
     with pipeline.services.admin() as connection, connection.cursor() as cursor:
-        cursor.execute(f"GRANT SELECT ON `{pipeline.database}`.`order` TO 'ticker_reader'@'%'")
+        for table in ("order", "trade"):
+            cursor.execute(
+                f"GRANT SELECT ON `{pipeline.database}`.`{table}` TO 'ticker_reader'@'%'"
+            )
     env = compose_env(pipeline, python_image)
     compose = Compose(env)
     with timings.step("compose config, every profile"):

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 
-from ops.services import RUN, running_pid, spawn, stop_pid_file
+from ops.processes import RUN, running_pid, spawn, stop_pid_file
 
 FOLDER = RUN / "dockerd"
 MARKER = "dockerd"

@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import IO, Any
 
 import pymysql
@@ -27,11 +27,12 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from pymysql.connections import Connection
 from pymysql.cursors import Cursor
 
+from ops import kafka_broker, mysql_server, processes
 from ops import services as ops_services
 from shared.kafka_clients import HEADER_RECEIVED_NS, HEADER_SOURCE, reliable_producer
 from shared.settings import CommonSettings
 
-ROOT = ops_services.ROOT
+ROOT = processes.ROOT
 # The products the pipeline subscribes to unless told otherwise: the settings' default.
 PRODUCTS: tuple[str, ...] = CommonSettings.model_fields["products"].default
 APP_USER, APP_PASSWORD = "ticker_writer", "ticker_writer"
@@ -64,11 +65,11 @@ class Services:
     @classmethod
     def from_environment(cls) -> Services:
         return cls(
-            bootstrap=ops_services.KAFKA_BOOTSTRAP,
-            mysql_host=ops_services.MYSQL_HOST,
-            mysql_port=ops_services.MYSQL_PORT,
-            admin_user=ops_services.MYSQL_ADMIN_USER,
-            admin_password=ops_services.MYSQL_ADMIN_PASSWORD,
+            bootstrap=kafka_broker.BOOTSTRAP,
+            mysql_host=mysql_server.HOST,
+            mysql_port=mysql_server.PORT,
+            admin_user=mysql_server.ADMIN_USER,
+            admin_password=mysql_server.ADMIN_PASSWORD,
             local=ops_services.local_services_started(),
         )
 
@@ -122,11 +123,12 @@ def create_topic(services: Services, name: str, partitions: int) -> None:
 
 
 def create_database(services: Services, name: str) -> None:
-    """A private copy of the `order` table that the app user may insert into and read."""
+    """Private copies of `order` and `trade` that the app user may insert into and read."""
     with services.admin() as connection, connection.cursor() as cursor:
         cursor.execute(f"CREATE DATABASE `{name}`")
-        cursor.execute(f"CREATE TABLE `{name}`.`order` LIKE coinbase.`order`")
-        cursor.execute(f"GRANT SELECT, INSERT ON `{name}`.`order` TO '{APP_USER}'@'%'")
+        for table in ("order", "trade"):
+            cursor.execute(f"CREATE TABLE `{name}`.`{table}` LIKE coinbase.`{table}`")
+            cursor.execute(f"GRANT SELECT, INSERT ON `{name}`.`{table}` TO '{APP_USER}'@'%'")
 
 
 @dataclass
@@ -139,6 +141,7 @@ class Pipeline:
     dlq_topic: str
     database: str
     group_id: str
+    trades_topic: str = ""  # the trade tape is off unless a run asks for it (with_trade_tape)
 
     @classmethod
     def create(
@@ -163,11 +166,18 @@ class Pipeline:
         create_database(services, found.database)
         return found
 
+    def with_trade_tape(self) -> Pipeline:
+        """This pipeline with a private trades topic (one partition per product) as well."""
+        topic = self.topic.replace(".ticker.", ".matches.", 1)
+        create_topic(self.services, topic, len(self.products))
+        return replace(self, trades_topic=topic)
+
     def drop(self) -> None:
         with self.services.admin() as connection, connection.cursor() as cursor:
             cursor.execute(f"DROP DATABASE IF EXISTS `{self.database}`")
         admin = self.services.admin_client()
-        for deleted in admin.delete_topics([self.topic, self.dlq_topic]).values():
+        topics = [self.topic, self.dlq_topic] + ([self.trades_topic] if self.trades_topic else [])
+        for deleted in admin.delete_topics(topics).values():
             try:
                 deleted.result(timeout=30)
             except KafkaException as exc:  # a test deleted it already
@@ -181,6 +191,7 @@ class Pipeline:
             "KAFKA_BOOTSTRAP_SERVERS": self.services.bootstrap,
             "KAFKA_TOPIC": self.topic,
             "KAFKA_DLQ_TOPIC": self.dlq_topic,
+            "KAFKA_TRADES_TOPIC": self.trades_topic,
             "KAFKA_GROUP_ID": self.group_id,
             "MYSQL_HOST": self.services.mysql_host,
             "MYSQL_PORT": str(self.services.mysql_port),

@@ -1,6 +1,9 @@
-"""Typed settings read from the environment (and `.env`): the base every service shares.
+"""Typed settings read from the environment (and `.env`), in parts each service composes.
 
-Each service extends `CommonSettings` with its own model (producer/settings.py, ...).
+A service's settings hold what it reads and nothing else, so a variable it never reads is
+never validated: the producer is `CommonSettings` (Kafka and the products), the consumer
+`CommonSettings` and `MySQLSettings`, the analysis service `MySQLSettings`; each adds its
+own (producer/settings.py, ...). Every part carries the logging settings of the base.
 
 A bad value stops the service at start-up with one line naming the variable: see `load`.
 """
@@ -20,28 +23,19 @@ PRODUCT_ID = re.compile(r"^[A-Z0-9]{2,10}-[A-Z0-9]{2,10}$")
 Port = Annotated[int, Field(ge=0, le=65535)]
 
 
-class CommonSettings(BaseSettings):
-    """Settings every service needs: products, Kafka connection and logging."""
+class ServiceSettings(BaseSettings):
+    """What every service reads: how to log. The base of every part below."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
 
-    products: Annotated[tuple[str, ...], NoDecode] = ("ETH-BTC", "BTC-USD", "BTC-EUR")
-    kafka_bootstrap_servers: str = Field("localhost:9092", min_length=1)
-    kafka_topic: str = Field("coinbase.ticker", pattern=r"^[A-Za-z0-9._-]{1,249}$")
-    kafka_dlq_topic: str = Field("coinbase.ticker.dlq", pattern=r"^[A-Za-z0-9._-]{1,249}$")
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    # SCRAM for self-managed clusters and MSK's SCRAM auth; OAUTHBEARER for MSK IAM.
-    kafka_sasl_mechanism: (
-        Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None
-    ) = None
-    kafka_sasl_username: str | None = None
-    kafka_sasl_password: SecretStr | None = None
-    kafka_ssl_ca_location: str | None = None
-    # For topics the services create when missing (shared/topics.py).
-    kafka_retention_ms: int = Field(-1, ge=-1)  # -1 keeps everything: the topic is the archive
-    kafka_replication_factor: int = Field(-1, ge=-1)  # -1 takes the broker's default
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class ProductSettings(ServiceSettings):
+    """The products; their list order gives the topic's partitions 0, 1, 2, ..."""
+
+    products: Annotated[tuple[str, ...], NoDecode] = ("ETH-BTC", "BTC-USD", "BTC-EUR")
 
     @field_validator("products", mode="before")
     @classmethod
@@ -63,7 +57,32 @@ class CommonSettings(BaseSettings):
         return value
 
 
-class MySQLSettings(CommonSettings):
+class KafkaSettings(ServiceSettings):
+    """Where the broker is, how to log in, and the topics (shared/kafka_clients.py)."""
+
+    kafka_bootstrap_servers: str = Field("localhost:9092", min_length=1)
+    kafka_topic: str = Field("coinbase.ticker", pattern=r"^[A-Za-z0-9._-]{1,249}$")
+    kafka_dlq_topic: str = Field("coinbase.ticker.dlq", pattern=r"^[A-Za-z0-9._-]{1,249}$")
+    # The trade tape (every `match`); empty turns it off in every service.
+    kafka_trades_topic: str = Field("coinbase.matches", pattern=r"^[A-Za-z0-9._-]{0,249}$")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    # SCRAM for self-managed clusters and MSK's SCRAM auth; OAUTHBEARER for MSK IAM.
+    kafka_sasl_mechanism: (
+        Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None
+    ) = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_ca_location: str | None = None
+    # For topics the services create when missing (shared/topics.py).
+    kafka_retention_ms: int = Field(-1, ge=-1)  # -1 keeps everything: the topic is the archive
+    kafka_replication_factor: int = Field(-1, ge=-1)  # -1 takes the broker's default
+
+
+class CommonSettings(KafkaSettings, ProductSettings):
+    """What every service on the topic reads (producer, consumer, `shared.topics`)."""
+
+
+class MySQLSettings(ServiceSettings):
     """Where MySQL is: the consumer and the analysis service; each names its own account."""
 
     mysql_host: str = "127.0.0.1"
@@ -85,10 +104,10 @@ class MySQLSettings(CommonSettings):
         }
 
 
-Settings = TypeVar("Settings", bound=CommonSettings)
+Settings = TypeVar("Settings", bound=ServiceSettings)
 
 
-def describe(settings_class: type[CommonSettings]) -> str:
+def describe(settings_class: type[ServiceSettings]) -> str:
     """The environment variables a service reads, with defaults: for `--help`."""
     lines = ["environment variables (a .env file is read too):"]
     for name, info in settings_class.model_fields.items():

@@ -65,9 +65,12 @@ def ensure_topic(
 
 
 def ensure_all(settings: CommonSettings) -> None:
-    """Both topics exist, the raw one with a partition per product; raises TopicError."""
+    """The topics exist (raw ticks, dead letters, and the trade tape unless it is off), the
+    raw and trades topics with a partition per product; raises TopicError."""
     admin = admin_client(settings)
     required = {settings.kafka_topic: len(settings.products), settings.kafka_dlq_topic: 1}
+    if settings.kafka_trades_topic:  # the trade tape: partitioned like the ticks
+        required[settings.kafka_trades_topic] = len(settings.products)
     for name, minimum in required.items():
         created = ensure_topic(
             admin,
@@ -94,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def ensure() -> int:
-    """Both topics ready (exit 0), or one line saying why not (CannotStart, exit 2)."""
+    """The topics ready (exit 0), or one line saying why not (CannotStart, exit 2)."""
     settings = load(CommonSettings)
     configure_logging(settings.log_format, settings.log_level)
     try:

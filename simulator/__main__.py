@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from shared.failures import EXIT_CODES_HELP, CannotStart, run_command
 from shared.observability import port_taken
 
-from .config import DEFAULT_PRODUCTS, DropCode, SimulatorConfig
+from .config import DEFAULT_PRODUCTS, REST_FAULT_KINDS, DropCode, SimulatorConfig
 from .server import Simulator
 
 log = logging.getLogger("simulator")
@@ -31,12 +31,22 @@ def _products(text: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in text.split(",") if p.strip())
 
 
+def _fault_kinds(text: str) -> tuple[str, ...]:
+    kinds = _products(text)
+    if not kinds or set(kinds) - set(REST_FAULT_KINDS):
+        raise argparse.ArgumentTypeError(f"expected some of {','.join(REST_FAULT_KINDS)}")
+    return kinds
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m simulator",
-        description="Local Coinbase Exchange WebSocket feed (ticker + heartbeat). It broadcasts\n"
-        "like Coinbase: every connection subscribed to a product gets each of its ticks;\n"
-        "a connection that is down misses them.",
+        description="Local Coinbase Exchange WebSocket feed (ticker, heartbeat, matches) and its\n"
+        "REST trade history. It broadcasts like Coinbase: every connection subscribed to a\n"
+        "product gets each of its ticks; a connection that is down misses them. Each ticker\n"
+        "closes a batch of 1..4 trades (trade ids +1 each), sent on `matches`; every trade is\n"
+        "served at http://HOST:PORT/products/{id}/trades (same port: plain HTTP GET), newest\n"
+        "first, with Coinbase's before/after/limit cursors and CB-BEFORE/CB-AFTER headers.",
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -62,8 +72,19 @@ def build_parser() -> argparse.ArgumentParser:
     add("--sequence-reset-after", type=int, default=None, help="sequence jumps back after N ticks")
     add("--stray-sequence-after", type=int, default=None, help="one tick with sequence 9e11")
     add("--drop-one-every", type=float, default=None, help="drop the oldest connection every T s")
+    add("--autostart", action="store_true",
+        help="trade from the start, not from the first subscription")  # fmt: skip
+    add("--trade-history", type=int, default=250_000, help="trades kept per product for REST")
+    add("--rest-rate", type=float, default=10.0, help="REST requests/s before 429, 0 = no limit")
+    add("--rest-burst", type=int, default=15, help="REST requests allowed at once")
+    faults = ",".join(REST_FAULT_KINDS)
+    add("--rest-fault-share", type=float, default=0.0, help="share of REST trade requests"
+        " answered with a fault instead (0..1, evenly spread: 0.25 = every 4th)")  # fmt: skip
+    add("--rest-faults", type=_fault_kinds, default=REST_FAULT_KINDS,
+        help=f"REST fault kinds, cycled (default {faults})")  # fmt: skip
     add("--compression", action="store_true", help="offer permessage-deflate")
-    add("--record", action="store_true", help="keep sent tickers in memory (grows forever)")
+    add("--record", action="store_true",
+        help="keep sent tickers, delivered trade ids, REST requests (grows forever)")  # fmt: skip
     add("--log-level", default="INFO")
     return parser
 
@@ -91,6 +112,12 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         sequence_reset_after=args.sequence_reset_after,
         stray_sequence_after=args.stray_sequence_after,
         drop_one_every=args.drop_one_every,
+        autostart=args.autostart,
+        trade_history=args.trade_history,
+        rest_rate=args.rest_rate,
+        rest_burst=args.rest_burst,
+        rest_fault_share=args.rest_fault_share,
+        rest_fault_kinds=args.rest_faults,
         compression=args.compression,
         record=args.record,
     )
@@ -107,7 +134,7 @@ async def run(config: SimulatorConfig) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    log.info("simulator listening on %s", simulator.url)
+    log.info("simulator listening on %s (REST %s)", simulator.url, simulator.rest_url)
     await stop.wait()
     await simulator.stop()
 

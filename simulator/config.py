@@ -29,6 +29,9 @@ _PRODUCT_RE = re.compile(r"^[A-Z0-9]{1,16}-[A-Z0-9]{1,16}$")
 # Close codes an endpoint may put on the wire (RFC 6455 section 7.4).
 _SENDABLE_CODES = frozenset({1000, 1001, 1002, 1003, *range(1007, 1015)})
 
+# What a faulted REST answer can be (SimulatorConfig.rest_fault_kinds); see rest.py.
+REST_FAULT_KINDS: tuple[str, ...] = ("html", "truncated_json", "wrong_types", "server_error")
+
 
 def _valid_close_code(code: int) -> bool:
     return code in _SENDABLE_CODES or 3000 <= code <= 4999
@@ -39,13 +42,15 @@ class SimulatorConfig:
     """Everything that shapes one simulated Coinbase Exchange feed.
 
     Counts of "messages" in the fault options are data frames of one
-    connection: snapshots, trade tickers, malformed frames and replayed
-    lines. Heartbeats are not counted, so fault points are deterministic.
+    connection: snapshots, trade tickers, `match` and `last_match` frames,
+    malformed frames and replayed lines. Heartbeats are not counted, so fault
+    points are deterministic.
 
     - rate: trade tickers per second per subscribed product (with a replay
       file: lines per second); 0 sends as fast as the client reads.
-    - count: trade tickers per product in total, shared by all connections;
-      afterwards only heartbeats flow and the connection stays open.
+    - count: trade tickers (batches of trades) per product in total, shared
+      by all connections; afterwards only heartbeats flow and the connection
+      stays open.
     - replay_file: JSON lines sent verbatim instead of generated tickers,
       one cursor for the whole simulator (a reconnect continues, like the
       live feed); lines of unsubscribed products are skipped, lines
@@ -73,6 +78,21 @@ class SimulatorConfig:
     - drop_one_every: every T seconds the oldest open connection is dropped
       with drop_code while the others stay up (a lone one is dropped too);
       the first drop comes T seconds after the first subscription.
+
+    Trades: each trade tick is a batch of 1..4 trades (trade ids +1 each), sent
+    on the `matches` channel and kept in the history REST serves:
+
+    - autostart: every product's clock starts with the simulator instead of at
+      its first subscription, so REST has trades before any feed connection
+      (generated markets at a paced rate; rate 0 waits for a reader).
+
+    - trade_history: trades kept per product (the oldest are forgotten,
+      for REST and trades() alike); ~330 bytes each, so ~80 MB a product at most.
+    - rest_rate / rest_burst: the token bucket of GET /products/{id}/trades
+      (all REST requests share one bucket); beyond it, 429. rest_rate 0 = no limit.
+    - rest_fault_share: this share of well-formed trade requests (0..1, spread
+      evenly: 0.25 = every 4th) get a faulted answer instead, cycling through
+      rest_fault_kinds (see rest.py).
     """
 
     host: str = "127.0.0.1"
@@ -99,18 +119,27 @@ class SimulatorConfig:
     sequence_reset_after: int | None = None
     stray_sequence_after: int | None = None
     drop_one_every: float | None = None  # seconds
+    # Trades and the REST endpoint.
+    autostart: bool = False
+    trade_history: int = 250_000
+    rest_rate: float = 10.0  # requests per second; 0 = unlimited
+    rest_burst: int = 15
+    rest_fault_share: float = 0.0
+    rest_fault_kinds: tuple[str, ...] = REST_FAULT_KINDS
     # Transport knobs.
     compression: bool = False  # permessage-deflate: CPU per frame on both ends
     close_timeout: float = 2.0
     write_limit: int = 2**16  # bytes buffered per client before send() waits
-    # Keep every sent ticker for sent_tickers(): ~400 bytes a frame, so ~16 MB/s at
-    # 40k frames/s. Turn off for benchmarks and long runs (ticker_counts() still works).
+    # Keep every sent ticker for sent_tickers(), delivered trade ids and the REST request
+    # log: ~400 bytes a frame, so ~16 MB/s at 40k frames/s. Turn off for benchmarks and
+    # long runs (ticker_counts(), trades() and rest_counts() still work).
     record: bool = True
 
     def __post_init__(self) -> None:
         # Accept any iterable of products (a list from a test, say) but store a tuple
         # so the config stays hashable and immutable.
         object.__setattr__(self, "products", tuple(self.products))
+        object.__setattr__(self, "rest_fault_kinds", tuple(self.rest_fault_kinds))
         if not self.products:
             raise ValueError("products must not be empty")
         for product in self.products:
@@ -150,3 +179,17 @@ class SimulatorConfig:
             raise ValueError(f"drop_code must be a close code or 'abort', not {self.drop_code!r}")
         if self.write_limit < 1024:
             raise ValueError("write_limit must be >= 1024")
+        self._check_trades()
+
+    def _check_trades(self) -> None:
+        if self.trade_history < 1:
+            raise ValueError("trade_history must be >= 1")
+        if not (self.rest_rate >= 0 and math.isfinite(self.rest_rate)):
+            raise ValueError("rest_rate must be a finite number >= 0")
+        if self.rest_burst < 1:
+            raise ValueError("rest_burst must be >= 1")
+        if not 0 <= self.rest_fault_share <= 1:
+            raise ValueError("rest_fault_share must be in 0..1")
+        unknown = set(self.rest_fault_kinds) - set(REST_FAULT_KINDS)
+        if unknown or not self.rest_fault_kinds:
+            raise ValueError(f"rest_fault_kinds must be some of {', '.join(REST_FAULT_KINDS)}")

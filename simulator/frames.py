@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from .trades import Trade
+
 _SIZE_UNIT = 10**8  # sizes and volumes have 8 decimals
 
 # Sizes come from a pool drawn once per product: three fresh size strings per
@@ -116,6 +118,8 @@ def ticker_text(
 
 # --- per-product state ------------------------------------------------------
 
+_MAKER_SIDE = {"buy": "sell", "sell": "buy"}  # a taker buy fills resting sell orders
+
 
 class ProductState:
     """Sequence, trade id and prices of one product.
@@ -161,25 +165,45 @@ class ProductState:
         self._ask_size = self._sizes[1][1]
         self.sequence = rng.randrange(10_000_000_000, 150_000_000_000)
         self.trade_id = rng.randrange(_MIN_ID, _MIN_ID + 2_000_000_000)
+        # The fills a ticker does not show (and the order id prefix) come from an RNG of
+        # their own, so the ticker walk draws exactly what it drew before matches existed.
+        self._fills = random.Random(f"{seed}:{product_id}:fills" if seed is not None else None)
+        hexes = f"{self._fills.getrandbits(96):024x}"
+        self._order_prefix = f"{hexes[:8]}-{hexes[8:12]}-4{hexes[13:16]}-{hexes[16:20]}-"
+        # The trade before the simulator started: what `last_match` and REST show first.
+        self.last_trade = Trade(
+            self.trade_id, "buy" if self._fills.random() < 0.5 else "sell", self._sizes[2][1],
+            self.money(self.price), product_id, self.sequence, format_time(time.time_ns()),
+            self.trade_id, self._order_prefix,
+        )  # fmt: skip
 
     def money(self, ticks: int) -> str:
         return format(ticks / self._unit, self._spec)
 
     def next_ticker(self, now_ns: int, sequence: int | None = None) -> bytes:
-        """Advance the walk by one trade and return its ticker frame.
+        """Advance the walk by one batch of trades and return its ticker frame."""
+        return self.next_batch(now_ns, sequence)[1]
 
-        `sequence` puts that number on this one frame (a stray) and leaves the
-        product's own sequence where it was.
+    def next_batch(self, now_ns: int, sequence: int | None = None) -> tuple[list[Trade], bytes]:
+        """Advance the walk by one batch: its trades (1..4, contiguous ids) and its ticker.
+
+        A batch is one taker order filling against 1..4 makers at one instant; the
+        ticker is its last fill (same trade_id, price, time, size as last_size; the
+        ticker's side is the taker's, the trades' the makers'). `sequence` puts that
+        number on the ticker only (a stray); the trades keep the product's own.
         """
         rnd = self._rng.random
         # Other order events of the product take the sequence numbers between tickers.
         gap = 1 + int(rnd() * 5)
-        if sequence is None:
-            self.sequence += gap
-            sequence = self.sequence
         # Usually one trade per ticker; during bursts tickers batch several trades.
         r = rnd()
-        self.trade_id += 1 if r < 0.85 else 2 + int((r - 0.85) * 20)
+        fills = 1 if r < 0.85 else 2 + int((r - 0.85) * 20)
+        # Each fill has a sequence number of its own; the last one is the ticker's.
+        self.sequence += max(gap, fills)
+        if sequence is None:
+            sequence = self.sequence
+        first_trade_id = self.trade_id + 1
+        self.trade_id += fills
         step = self._step
         price = self.price + int((rnd() * 2.0 - 1.0) * 3.0 * step)
         if price < self._floor:
@@ -214,9 +238,17 @@ class ProductState:
         last_units, last_text = sizes[bits & _POOL_MASK]
         self._bid_size = bid_size = sizes[(bits >> _POOL_BITS) & _POOL_MASK][1]
         self._ask_size = ask_size = sizes[bits >> (2 * _POOL_BITS)][1]
+        time_text = format_time(now_ns, rnd())
+        trades = self._fills_before(fills - 1, first_trade_id, side, price, time_text)
+        last = Trade(
+            self.trade_id, _MAKER_SIDE[side], last_text, price_text, self.product_id,
+            self.sequence, time_text, first_trade_id, self._order_prefix,
+        )  # fmt: skip
+        trades.append(last)
+        self.last_trade = last
         self.volume_24h += last_units
         self.volume_30d += last_units
-        return ticker_text(
+        ticker = ticker_text(
             sequence,
             self.product_id,
             price_text,
@@ -230,10 +262,34 @@ class ProductState:
             ask_text,
             ask_size,
             side,
-            format_time(now_ns, rnd()),
+            time_text,
             self.trade_id,
             last_text,
         ).encode()
+        return trades, ticker
+
+    def _fills_before(
+        self, count: int, first_trade_id: int, taker_side: str, last_price: int, time_text: str
+    ) -> list[Trade]:
+        """The fills of a batch before its last one: the taker walks the book towards
+        `last_price` (a buyer pays less on the earlier asks, a seller gets more)."""
+        if not count:
+            return []
+        fills = self._fills
+        direction = -1 if taker_side == "buy" else 1
+        trades: list[Trade] = []
+        for i in range(count):
+            price = max(self._floor, last_price + direction * self._step * (count - i))
+            units, size = self._sizes[fills.getrandbits(_POOL_BITS)]
+            self.volume_24h += units
+            self.volume_30d += units
+            trade = Trade(
+                first_trade_id + i, _MAKER_SIDE[taker_side], size, self.money(price),
+                self.product_id, self.sequence - count + i, time_text, first_trade_id,
+                self._order_prefix,
+            )  # fmt: skip
+            trades.append(trade)
+        return trades
 
     def snapshot(self, with_sequence: bool = True) -> bytes:
         """The ticker Coinbase sends right after subscribing: no trade fields.

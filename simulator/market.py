@@ -2,7 +2,9 @@
 
 Connections (sessions) register as listeners; the market never imports them.
 What it generates is recorded once, whoever received it: that is the ground
-truth a test compares the table with.
+truth a test compares the table with. Each trade tick is a batch of trades:
+their `match` frames go out first, then the batch's ticker; every trade is
+kept in its product's history, which the REST endpoint pages through.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from .faults import malformed_frame
 from .frames import ProductState
 from .replay import ReplayLine, load_replay
 from .tape import Tape
+from .trades import Trade, TradeHistory
 
-Item = tuple[str | None, bytes]  # (product id or None for product-less replay lines, frame)
+# (product id or None for product-less replay lines, frame, its trade if it is a match).
+Item = tuple[str | None, bytes, Trade | None]
 
 # Frames generated per round when unpaced: enough to amortise a wakeup, few
 # enough that a slow reader stops the clock quickly.
@@ -31,7 +35,8 @@ BATCH = 32
 class Listener(Protocol):
     """What the market needs of a connection."""
 
-    def wants(self, product: str | None) -> bool: ...
+    def wants(self, product: str | None, match: bool) -> bool:
+        """Whether this connection takes a frame of `product` (a match or a ticker)."""
 
     def push(self, items: list[Item]) -> None: ...
 
@@ -47,6 +52,9 @@ class Market:
         self.config = cfg = config
         self._states = {p: ProductState(p, cfg.seed) for p in cfg.products}
         self._tapes = {p: Tape(s, cfg) for p, s in self._states.items()}
+        self._histories = {p: TradeHistory(cfg.trade_history) for p in cfg.products}
+        for product, state in self._states.items():
+            self._histories[product].add([state.last_trade])
         self.replay: list[ReplayLine] | None = None
         known = set(cfg.products)
         if cfg.replay_file is not None:
@@ -61,6 +69,7 @@ class Market:
         self._ticker_counts: dict[str, int] = dict.fromkeys(sorted(known), 0)
         # Per product, what at least one connection received, once, in first-write order.
         self._delivered: dict[str, dict[bytes, None]] = {p: {} for p in sorted(known)}
+        self._delivered_trades: dict[str, set[int]] = {p: set() for p in cfg.products}
         self._malformed: list[bytes] = []
         self._malformed_index = 0
         self._subscribes: list[dict[str, Any]] = []
@@ -74,6 +83,10 @@ class Market:
     # --- lifecycle (event loop) ---------------------------------------------
 
     def start(self) -> None:
+        if self.config.autostart and self.replay is None:
+            now = asyncio.get_running_loop().time()
+            with self._lock:
+                self._started.update(dict.fromkeys(self.config.products, now))
         self._tasks.append(asyncio.create_task(self._clock()))
         if self.config.drop_one_every is not None:
             self._tasks.append(
@@ -115,8 +128,13 @@ class Market:
     def snapshot(self, product: str, with_sequence: bool) -> bytes:
         """The subscribe-time ticker of one connection (recorded as sent)."""
         data = self._states[product].snapshot(with_sequence)
-        self._record([(product, data)])
+        self._record([(product, data, None)])
         return data
+
+    def last_match(self, product: str) -> Item:
+        """The subscribe-time `last_match` of one connection: the product's newest trade."""
+        trade = self._states[product].last_trade
+        return (product, trade.frame("last_match"), trade)
 
     def heartbeat(self, product: str) -> bytes:
         return self._states[product].heartbeat(time.time_ns())
@@ -132,8 +150,10 @@ class Market:
         if not self.config.record:
             return
         with self._lock:
-            for product, data in items:
-                if product is not None:
+            for product, data, trade in items:
+                if trade is not None:
+                    self._delivered_trades[trade.product_id].add(trade.trade_id)
+                elif product is not None:
                     self._delivered[product][data] = None
 
     def record_malformed(self, data: bytes) -> None:
@@ -159,6 +179,31 @@ class Market:
     def ticker_counts(self) -> dict[str, int]:
         with self._lock:
             return dict(self._ticker_counts)
+
+    def trades(self) -> dict[str, list[Trade]]:
+        """Per generated product, every trade made (kept), oldest first."""
+        with self._lock:
+            return {p: history.all() for p, history in self._histories.items()}
+
+    def trade_counts(self) -> dict[str, int]:
+        """Per generated product, trades made so far (the one before the start included)."""
+        with self._lock:
+            return {p: history.made for p, history in self._histories.items()}
+
+    def delivered_trade_ids(self) -> dict[str, list[int]]:
+        """Per generated product, ids of trades whose match or last_match frame reached
+        at least one connection, ascending (kept only with `record`)."""
+        with self._lock:
+            return {p: sorted(ids) for p, ids in self._delivered_trades.items()}
+
+    def trade_page(
+        self, product: str, before: int | None, after: int | None, limit: int
+    ) -> list[Trade]:
+        """A REST page of `product`'s history, newest first (TradeHistory.page); [] for a
+        product with no generated history (one only known from a replay file)."""
+        with self._lock:
+            history = self._histories.get(product)
+            return [] if history is None else history.page(before, after, limit)
 
     def sent_malformed(self) -> list[bytes]:
         with self._lock:
@@ -186,7 +231,7 @@ class Market:
     def _record(self, items: list[Item]) -> None:
         record = self.config.record
         with self._lock:
-            for product, data in items:
+            for product, data, _ in items:
                 if product is not None:
                     self._ticker_counts[product] += 1
                     if record:
@@ -195,7 +240,7 @@ class Market:
     def _broadcast(self, items: list[Item], recorded: list[Item]) -> None:
         self._record(recorded)
         for listener in list(self._listeners):
-            wanted = [item for item in items if listener.wants(item[0])]
+            wanted = [item for item in items if listener.wants(item[0], item[2] is not None)]
             if wanted:
                 listener.push(wanted)
 
@@ -238,12 +283,15 @@ class Market:
         if self.replay is not None:
             lines = list(self._take_replay(limit, now))
             # Ticker lines of a capture are recorded; other lines are only sent.
-            recorded = [(line.product_id, line.data) for line in lines if line.is_ticker]
-            return [(line.product_id, line.data) for line in lines], recorded
+            items: list[Item] = [(line.product_id, line.data, None) for line in lines]
+            return items, [item for item, line in zip(items, lines, strict=True) if line.is_ticker]
         per_product: list[list[Item]] = []
+        tickers: list[Item] = []
+        made: dict[str, list[Trade]] = {}
         with self._lock:
             started = dict(self._started)
         rate = self.config.rate
+        listeners = self._listeners
         for product in self.config.products:
             if product not in started:
                 continue
@@ -258,11 +306,22 @@ class Market:
                     wanted = 1
             frames: list[Item] = []
             stamp = time.time_ns()
+            # Match frames are only built when some connection takes them; the
+            # trades are kept either way (REST serves them).
+            matches = any(listener.wants(product, True) for listener in listeners)
+            trades = made[product] = []
             for _ in range(max(0, wanted)):
-                frames.extend((product, data) for data in tape.next(stamp))
+                batch, ticks = tape.next(stamp)
+                trades += batch
+                if matches:
+                    frames.extend((product, trade.frame(), trade) for trade in batch)
+                frames.extend((product, data, None) for data in ticks)
             per_product.append(frames)
-        items = list(_interleave(per_product))
-        return items, items
+            tickers.extend(item for item in frames if item[2] is None)
+        with self._lock:
+            for product, trades in made.items():
+                self._histories[product].add(trades)
+        return list(_interleave(per_product)), tickers
 
     def _take_replay(self, limit: int | None, now: float | None) -> Iterator[ReplayLine]:
         """Capture lines in order; lines of products nobody subscribed to are skipped."""

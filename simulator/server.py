@@ -1,4 +1,10 @@
-"""The Simulator: the listening socket over the market (what tests inspect lives there)."""
+"""The Simulator: the listening socket over the market (what tests inspect lives there).
+
+One port serves both sides: a request with `Upgrade: websocket` becomes a feed
+connection (session.py), any other HTTP request is answered by the REST side
+(rest.py) through websockets' process_request hook. One port keeps one URL per
+simulator in tests, compose and the demo, and needs no HTTP server dependency.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +14,13 @@ from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
 
 from .config import SimulatorConfig
 from .market import Market
+from .rest import RestApi, RestRequest
 from .session import Session
+from .trades import Trade
 
 log = logging.getLogger("simulator")
 
@@ -22,7 +31,8 @@ class Simulator:
     The market broadcasts like the real feed: every connection subscribed to
     a product gets each of its ticks, with the same sequence; a reconnecting
     client continues the same walk and misses what was sent while it was
-    away. A replay has one cursor, broadcast the same way.
+    away. A replay has one cursor, broadcast the same way. Every trade is
+    kept, and served at `rest_url`/products/{id}/trades (rest.py).
 
     Accessors (sent_tickers() etc.) may be called from any thread and
     return copies.
@@ -31,6 +41,7 @@ class Simulator:
     def __init__(self, config: SimulatorConfig | None = None) -> None:
         self.config = config if config is not None else SimulatorConfig()
         self._market = Market(self.config)
+        self._rest = RestApi(self.config, self._market)
         self.known_products = self._market.known_products
         self._connections = 0
         self._server: Server | None = None
@@ -49,6 +60,7 @@ class Simulator:
             compression="deflate" if cfg.compression else None,
             close_timeout=cfg.close_timeout,
             write_limit=cfg.write_limit,
+            process_request=self._route,
         )
         self._market.start()
 
@@ -95,6 +107,11 @@ class Simulator:
             host = f"[{host}]"
         return f"ws://{host}:{self.port}"
 
+    @property
+    def rest_url(self) -> str:
+        """The REST API's base URL (same port): GET {rest_url}/products/{id}/trades."""
+        return "http" + self.url[2:]
+
     # --- what tests inspect ----------------------------------------------
 
     @property
@@ -117,6 +134,32 @@ class Simulator:
     def sent_malformed(self) -> list[bytes]:
         return self._market.sent_malformed()
 
+    def trades(self) -> dict[str, list[Trade]]:
+        """Per generated product, every trade made so far, oldest first, trade ids
+        contiguous: the one made before the start (the first last_match), and every
+        trade since, whether or not any connection received it (the newest
+        trade_history of them). Trade.frame() is its exact `match` frame."""
+        return self._market.trades()
+
+    def trade_counts(self) -> dict[str, int]:
+        """Per generated product, how many trades were made (cheap)."""
+        return self._market.trade_counts()
+
+    def delivered_trade_ids(self) -> dict[str, list[int]]:
+        """Per generated product, ascending ids of the trades whose match or last_match
+        frame was written to at least one connection (kept only with `record`)."""
+        return self._market.delivered_trade_ids()
+
+    def rest_counts(self) -> dict[str, int]:
+        """REST requests answered: {"requests", "ok", "throttled" (429), "faulted",
+        "rejected" (other 4xx)} (cheap, even with record=False)."""
+        return self._rest.counts()
+
+    def rest_requests(self) -> list[RestRequest]:
+        """Every REST request answered, in order: (at, path, status, fault, served), served
+        the (newest, oldest) trade id its body carried (kept only with `record`)."""
+        return self._rest.requests()
+
     def subscribe_messages(self) -> list[dict[str, Any]]:
         """Every subscribe message received (valid or not), parsed."""
         return self._market.subscribe_messages()
@@ -125,6 +168,12 @@ class Simulator:
         """True once `count` trade tickers of every subscribed product (or the
         whole capture) were generated and every open connection sent its share."""
         return self._market.done()
+
+    def _route(self, ws: ServerConnection, request: Request) -> Response | None:
+        """None lets the WebSocket handshake go on; anything else is a REST answer."""
+        if "websocket" in request.headers.get("Upgrade", "").lower():
+            return None
+        return self._rest.answer(request)
 
     async def _handle(self, ws: ServerConnection) -> None:
         self._connections += 1

@@ -46,6 +46,7 @@ class Session:
         self._loop = asyncio.get_running_loop()
         self._channels: Channels = {}
         self._tickers: list[str] = []  # ticker products, in round-robin order
+        self._matches: list[str] = []  # matches products
         self._heartbeats: list[str] = []
         self._subscribed: set[str] = set()  # any channel (replay filter)
         self._queue: deque[Item] = deque()  # frames given to this connection, not yet sent
@@ -122,16 +123,23 @@ class Session:
         except SubscribeError as exc:
             await self._refuse(str(exc))
             return False
-        old = set(self._tickers)
+        old_tickers, old_matches = set(self._tickers), set(self._matches)
         self._apply(merge(self._channels, requested))
-        # Snapshots are queued before joining the market, so no trade ticker of
-        # a new product can slip in ahead of its snapshot.
-        if self._cfg.snapshot and market.replay is None:
-            with_sequence = not self._cfg.snapshot_without_sequence
-            self._queue.extend(
-                (p, market.snapshot(p, with_sequence)) for p in self._tickers if p not in old
-            )
-        market.join(self, self._tickers if market.replay is None else sorted(self._subscribed))
+        # Snapshots and last_match frames are queued before joining the market, so no
+        # ticker or match of a new product can slip in ahead of them.
+        if market.replay is None:
+            if self._cfg.snapshot:
+                with_sequence = not self._cfg.snapshot_without_sequence
+                self._queue.extend(
+                    (p, market.snapshot(p, with_sequence), None)
+                    for p in self._tickers
+                    if p not in old_tickers
+                )
+            self._queue.extend(market.last_match(p) for p in self._matches if p not in old_matches)
+            trading = list(dict.fromkeys(self._tickers + self._matches))
+        else:
+            trading = sorted(self._subscribed)
+        market.join(self, trading)
         await self._ws.send(subscriptions_frame(self._channels))
         self._wake.set()
         return True
@@ -139,15 +147,16 @@ class Session:
     def _apply(self, channels: Channels) -> None:
         self._channels = channels
         self._tickers = list(channels.get("ticker", ()))
+        self._matches = list(channels.get("matches", ()))
         self._heartbeats = list(channels.get("heartbeat", ()))
         self._subscribed = {p for ids in channels.values() for p in ids}
 
     # --- what the market calls (market.Listener) -------------------------------
 
-    def wants(self, product: str | None) -> bool:
+    def wants(self, product: str | None, match: bool) -> bool:
         if self._market.replay is not None:
             return product is None or product in self._subscribed
-        return product in self._tickers
+        return product in (self._matches if match else self._tickers)
 
     def push(self, items: list[Item]) -> None:
         self._queue.extend(items)
@@ -288,8 +297,8 @@ class Session:
                 await self._drop(f"after {cfg.drop_after_seconds:g} seconds")
                 return True
         if cfg.malformed_every is not None and (n + 1) % cfg.malformed_every == 0:
-            tickers = self._tickers
-            product = tickers[self._rr % len(tickers)] if tickers else cfg.products[0]
+            trading = self._tickers or self._matches
+            product = trading[self._rr % len(trading)] if trading else cfg.products[0]
             data = self._market.malformed(product)
             await self._ws.send(data, text=True)
             self._sent += 1

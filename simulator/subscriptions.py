@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-SUPPORTED_CHANNELS: tuple[str, ...] = ("ticker", "heartbeat")
+SUPPORTED_CHANNELS: tuple[str, ...] = ("ticker", "heartbeat", "matches")
 # Real channels that need an authenticated feed; Coinbase answers with this reason.
 _AUTH_REASON = "level2, level3, and full channels now require authentication."
 _AUTH_CHANNELS = frozenset({"level2", "level3", "full", "user"})

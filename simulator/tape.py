@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .config import SimulatorConfig
 from .frames import ProductState
+from .trades import Trade
 
 # A stray frame's sequence: far above any real one (the producer once dropped
 # every later tick of the product after such a frame).
@@ -17,6 +18,8 @@ class Tape:
 
     Every frame is a real, distinct trade tick; the faults only change the
     order (out_of_order_every), or the sequence numbers (a reset, a stray).
+    The faults act on tickers only: a batch's trades (its matches) are made
+    and sent when it happens, in trade id order, with the product's sequence.
     """
 
     def __init__(self, state: ProductState, config: SimulatorConfig) -> None:
@@ -31,22 +34,23 @@ class Tape:
     def exhausted(self) -> bool:
         return self._count is not None and self.made >= self._count and self._held is None
 
-    def next(self, now_ns: int) -> list[bytes]:
-        """The frames to send for one more trade tick (none, one, or two when one was held)."""
+    def next(self, now_ns: int) -> tuple[list[Trade], list[bytes]]:
+        """One more trade tick: the trades it made (none once `count` is reached) and
+        the ticker frames to send (none, one, or two when one was held back)."""
         if self._count is not None and self.made >= self._count:
             held, self._held = self._held, None
-            return [held] if held is not None else []
+            return [], [held] if held is not None else []
         self.made += 1
         n = self.made
         if n - 1 == self._reset_after:
             self.state.sequence = RESET_SEQUENCE
         sequence = STRAY_SEQUENCE if n - 1 == self._stray_after else None
-        frame = self.state.next_ticker(now_ns, sequence)
+        trades, frame = self.state.next_batch(now_ns, sequence)
         if self._held is not None:
             held, self._held = self._held, None
-            return [frame, held]  # the held tick arrives after a later one
+            return trades, [frame, held]  # the held tick arrives after a later one
         last = self._count is not None and n >= self._count
         if self._late_every is not None and n % self._late_every == 0 and not last:
             self._held = frame
-            return []
-        return [frame]
+            return trades, []
+        return trades, [frame]

@@ -10,7 +10,9 @@ from types import TracebackType
 from typing import Any
 
 from .config import SimulatorConfig
+from .rest import RestRequest
 from .server import Simulator
+from .trades import Trade
 
 
 class SimulatorThread:
@@ -98,6 +100,10 @@ class SimulatorThread:
         return self.simulator.url
 
     @property
+    def rest_url(self) -> str:
+        return self.simulator.rest_url
+
+    @property
     def connections(self) -> int:
         return self.simulator.connections
 
@@ -115,6 +121,21 @@ class SimulatorThread:
 
     def subscribe_messages(self) -> list[dict[str, Any]]:
         return self.simulator.subscribe_messages()
+
+    def trades(self) -> dict[str, list[Trade]]:
+        return self.simulator.trades()
+
+    def trade_counts(self) -> dict[str, int]:
+        return self.simulator.trade_counts()
+
+    def delivered_trade_ids(self) -> dict[str, list[int]]:
+        return self.simulator.delivered_trade_ids()
+
+    def rest_counts(self) -> dict[str, int]:
+        return self.simulator.rest_counts()
+
+    def rest_requests(self) -> list[RestRequest]:
+        return self.simulator.rest_requests()
 
     def done(self) -> bool:
         return self.simulator.done()

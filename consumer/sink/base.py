@@ -22,11 +22,6 @@ class WriteResult:
 class OrderSink(Protocol):
     """Stores rows of `order`; idempotent on (product_id, sequence)."""
 
-    @property
-    def path(self) -> str:
-        """Which write path is in use, for logs and health (`insert`, `load_data`)."""
-        ...
-
     def write(self, rows: list[Row]) -> WriteResult:
         """Store `rows` in one transaction and commit, or raise a SinkError (nothing stored)."""
         ...

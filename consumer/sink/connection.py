@@ -5,6 +5,11 @@ A client with LOCAL enabled normally sends whatever file the server names, so a 
 compromised server could read the consumer's files. `BatchConnection` never opens a path:
 the server's LOCAL request is answered with the in-memory batch of the `load` call in
 progress, whatever file name it asks for, and with nothing at all outside of one.
+
+That answer replaces two private methods of PyMySQL (pyproject.toml pins the releases they
+were read from). A release that renamed either would silently hand LOCAL requests back to
+PyMySQL's own handler, which opens the named path; so importing this module fails instead
+(`missing_hooks`).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import pymysql
 from pymysql.connections import Connection, MySQLResult
 from pymysql.constants import CR
 from pymysql.cursors import Cursor
@@ -96,6 +102,39 @@ class _BatchResult(MySQLResult):
         self._read_ok_packet(answer)  # type: ignore[attr-defined]
         if batch is None:
             raise UnexpectedLocalRequest("the server asked for a local file outside a batch load")
+
+
+def missing_hooks(connection: type[Any], result: type[Any]) -> list[str]:
+    """What of PyMySQL's internals `BatchConnection` relies on is gone: each as `Class.name`.
+
+    An override is in effect only while the base class still has the method and its own
+    callers still call it by that name (read from their bytecode, so no source is needed).
+    """
+    expected: list[tuple[type[Any], str, tuple[str, ...]]] = [
+        (connection, "_read_query_result", ("query", "next_result")),
+        (result, "_read_load_local_packet", ("read", "init_unbuffered_query")),
+        (result, "_read_ok_packet", ()),
+        (connection, "_read_packet", ()),
+        (connection, "write_packet", ()),
+    ]
+    missing = []
+    for owner, name, callers in expected:
+        if not callable(getattr(owner, name, None)):
+            missing.append(f"{owner.__name__}.{name}")
+        for caller in callers:
+            code = getattr(getattr(owner, caller, None), "__code__", None)
+            if code is None or name not in code.co_names:
+                missing.append(f"{owner.__name__}.{caller} -> {name}")
+    return missing
+
+
+_missing = missing_hooks(Connection, MySQLResult)
+if _missing:
+    raise ImportError(
+        f"PyMySQL {pymysql.VERSION_STRING} lacks what the LOCAL INFILE override of "
+        f"consumer/sink/connection.py replaces ({', '.join(_missing)}); "
+        "install the PyMySQL range pinned in pyproject.toml"
+    )
 
 
 def connect(settings: ConsumerSettings, local_infile: bool) -> BatchConnection:

@@ -45,7 +45,6 @@ COLUMNS: tuple[Column, ...] = (
     Column("kafka_offset", "int"),
 )
 COLUMN_NAMES = tuple(column.name for column in COLUMNS)
-NULLABLE = tuple(column.name for column in COLUMNS if column.kind == "nullable")
 COLUMN_LIST = ", ".join(f"`{name}`" for name in COLUMN_NAMES)
 
 

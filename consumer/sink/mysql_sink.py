@@ -113,10 +113,6 @@ class MySQLOrderSink:
         self._path = path
         self._connection: BatchConnection | None = None
 
-    @property
-    def path(self) -> str:
-        return self._path.resolve()
-
     def write(self, rows: list[Row]) -> WriteResult:
         try:
             bulk = self._path.resolve() == LOAD_DATA

@@ -26,6 +26,7 @@ from tests.analysis.conftest import (
     make_database,
     stop,
 )
+from tests.analysis.test_service import run
 from tests.conftest import ROOT, Services
 from tests.factories import free_port, wait_for
 
@@ -38,17 +39,6 @@ PATHS = (
     f"/coverage?product_id=BTC-USD&{HISTORY}",
     "/products",
 )
-
-
-def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "analysis", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 @contextmanager
@@ -159,6 +149,7 @@ def sessions(services: Services, user: str) -> int:
         return int(cursor.fetchone()[0])  # type: ignore[index]
 
 
+@pytest.mark.exclusive  # sets init_connect on the server every test shares
 def test_connections_the_server_closed_when_idle_are_replaced_not_served(
     services: Services, database: str, tmp_path: Path
 ) -> None:

@@ -132,7 +132,7 @@ frames = st.one_of(
 def test_a_batch_decodes_as_each_record_would_alone(
     records: list[tuple[bytes, bytes | None, bool]],
 ) -> None:
-    """The inlined hot path of decode_batch agrees with `decode`, record by record."""
+    """A batch decodes as its records would one by one, wherever their receive-time header is."""
     messages = []
     for offset, (frame, header, header_first) in enumerate(records):
         headers: list[tuple[str, str | bytes | None]] = []

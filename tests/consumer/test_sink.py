@@ -4,23 +4,26 @@ only with the batch being loaded, whatever file the server names."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
+import pymysql.connections
 import pytest
 
 from consumer.decode import decode
 from consumer.settings import ConsumerSettings
 from consumer.sink import LOAD_DATA, MySQLOrderSink, Row, WritePath
-from consumer.sink.connection import connect
+from consumer.sink.connection import connect, missing_hooks
 from consumer.sink.errors import BulkLoadUnavailable, SinkError, UnexpectedLocalRequest
 from consumer.sink.layout import COLUMN_LIST, TSV_LINES
 from consumer.sink.mysql_sink import INSERT
 from shared.models import DECIMAL_FIELDS
-from tests.conftest import Pipeline
+from tests.conftest import ROOT, Pipeline
 from tests.consumer.harness import Service
-from tests.factories import row_count, ticker
+from tests.factories import fatal_line, row_count, ticker
 
 EXTREMES = {
     "price": "99999999999999999999.999999999999999999",  # 20 + 18 digits: the column's edge
@@ -61,8 +64,14 @@ def stored(pipeline: Pipeline) -> dict[int, tuple[object, ...]]:
     return {int(str(row[0])): tuple(row[1:]) for row in found}
 
 
-def test_the_path_asked_for_is_the_path_used(sink: MySQLOrderSink, write_path: str) -> None:
-    assert sink.path == write_path
+def test_the_path_asked_for_is_the_path_used(settings: ConsumerSettings, write_path: str) -> None:
+    path = WritePath(settings)
+    sink = MySQLOrderSink(settings, path)
+    try:
+        assert sink.write(rows(2)).inserted == 2
+    finally:
+        sink.close()
+    assert path.chosen == write_path
 
 
 def test_values_are_stored_exactly_and_a_replay_changes_nothing(
@@ -143,6 +152,45 @@ def test_a_local_request_outside_a_batch_load_gets_nothing(
     assert row_count(pipeline) == 0
 
 
+def test_the_pymysql_installed_calls_the_methods_the_connection_overrides() -> None:
+    assert missing_hooks(pymysql.connections.Connection, pymysql.connections.MySQLResult) == []
+
+
+def test_a_renamed_or_uncalled_hook_is_missing() -> None:
+    class Result(pymysql.connections.MySQLResult):
+        def read(self) -> None:  # a release that reads LOCAL requests some other way
+            pass
+
+    class Renamed:  # a release whose connection lost the method and one of its callers
+        query = pymysql.connections.Connection.query
+
+    found = missing_hooks(Renamed, Result)
+    assert "Renamed._read_query_result" in found
+    assert "Renamed.next_result -> _read_query_result" in found
+    assert "Renamed.query -> _read_query_result" not in found  # still calls it
+    assert "Result.read -> _read_load_local_packet" in found
+    assert "Result.init_unbuffered_query -> _read_load_local_packet" not in found
+
+
+@pytest.mark.parametrize(
+    ("owner", "name"),
+    [("Connection", "_read_query_result"), ("MySQLResult", "_read_load_local_packet")],
+)
+def test_the_import_fails_when_pymysql_renamed_an_overridden_method(owner: str, name: str) -> None:
+    rename = (
+        "import pymysql.connections as c\n"
+        f"cls = c.{owner}\n"
+        f"setattr(cls, '{name}_renamed', cls.{name}); delattr(cls, '{name}')\n"
+        "import consumer.sink.connection\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", rename], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode != 0
+    assert "ImportError: PyMySQL" in done.stderr
+    assert f"{owner}.{name}" in done.stderr
+
+
 @pytest.fixture
 def local_infile_off(pipeline: Pipeline) -> Iterator[None]:
     with pipeline.services.admin() as admin, admin.cursor() as cursor:
@@ -156,9 +204,10 @@ def local_infile_off(pipeline: Pipeline) -> Iterator[None]:
 
 def test_auto_probes_the_server(settings: ConsumerSettings) -> None:
     auto = settings.model_copy(update={"mysql_bulk_load": "auto"})
-    assert WritePath(auto).resolve() == LOAD_DATA  # ops/services.py starts MariaDB with it on
+    assert WritePath(auto).resolve() == LOAD_DATA  # ops/mariadb.py starts MariaDB with it on
 
 
+@pytest.mark.exclusive  # turns local_infile off on the server every test shares
 @pytest.mark.usefixtures("local_infile_off")
 def test_a_server_without_local_infile_means_insert_or_a_one_line_stop(
     settings: ConsumerSettings, pipeline: Pipeline, tmp_path: Path
@@ -177,4 +226,5 @@ def test_a_server_without_local_infile_means_insert_or_a_one_line_stop(
         consumer.stop_quietly()
     lines = [line for line in consumer.stderr_path.read_text().splitlines() if line.strip()]
     assert code == 2, consumer.stderr()
-    assert len(lines) == 1 and "MYSQL_BULK_LOAD=on" in lines[0], consumer.stderr()
+    assert len(lines) == 2, consumer.stderr()  # the structured line, then the plain one
+    assert "MYSQL_BULK_LOAD=on" in fatal_line(consumer.stderr_path.read_text(), 2)

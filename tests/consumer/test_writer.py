@@ -64,8 +64,6 @@ class FakeErrorEvent:
 class FakeSink:
     """Stores rows by key; fails with the queued errors first."""
 
-    path = "fake"
-
     def __init__(self, failures: list[BaseException] | None = None) -> None:
         self.failures = failures or []
         self.keys: set[tuple[object, object]] = set()

@@ -17,11 +17,11 @@ import yaml
 from analysis.settings import AnalysisSettings
 from consumer.settings import ConsumerSettings
 from producer.settings import ProducerSettings
-from shared.settings import CommonSettings
+from shared.settings import CommonSettings, ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 
-SETTINGS: dict[str, type[CommonSettings]] = {
+SETTINGS: dict[str, type[ServiceSettings]] = {
     "topics": CommonSettings,
     "producer": ProducerSettings,
     "consumer": ConsumerSettings,
@@ -42,7 +42,7 @@ SECRET_NAMES = {
 }
 
 
-def settings_fields(settings_class: type[CommonSettings]) -> set[str]:
+def settings_fields(settings_class: type[ServiceSettings]) -> set[str]:
     return {name.upper() for name in settings_class.model_fields}
 
 

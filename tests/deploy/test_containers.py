@@ -33,7 +33,7 @@ def override() -> dict[str, Any]:
 
 def fake_pipeline() -> Pipeline:
     services = Services("localhost:9092", "127.0.0.1", 3306, "root", "", local=False)
-    return Pipeline(services, PRODUCTS, "t.ticker", "t.dlq", "t_db", "t-writer")
+    return Pipeline(services, PRODUCTS, "t.ticker", "t.dlq", "t_db", "t-writer", "t.matches")
 
 
 def built_services() -> list[str]:

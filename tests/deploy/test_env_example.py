@@ -9,16 +9,16 @@ from dotenv import dotenv_values
 from analysis.settings import AnalysisSettings
 from consumer.settings import ConsumerSettings
 from producer.settings import ProducerSettings
-from shared.settings import CommonSettings
+from shared.settings import CommonSettings, ServiceSettings
 from tests.deploy.contract import ROOT, dotenv_names, settings_fields
 
-ALL_SETTINGS: tuple[type[CommonSettings], ...] = (
+ALL_SETTINGS: tuple[type[ServiceSettings], ...] = (
     CommonSettings,
     ProducerSettings,
     ConsumerSettings,
     AnalysisSettings,
 )
-# Variables read outside shared/settings.py: ops/services.py and the tests (admin account),
+# Variables read outside shared/settings.py: ops/mysql_server.py and the tests (admin account),
 # docker-compose.yml, the Makefile.
 OPS_VARIABLES = {
     "MYSQL_ADMIN_USER",
@@ -31,7 +31,7 @@ OPS_VARIABLES = {
 }
 
 
-def check_values(settings_class: type[CommonSettings], values: dict[str, str]) -> None:
+def check_values(settings_class: type[ServiceSettings], values: dict[str, str]) -> None:
     settings_class.model_validate({name.lower(): value for name, value in values.items()})
 
 

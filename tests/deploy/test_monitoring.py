@@ -154,3 +154,20 @@ def test_dashboard_data_sources_are_provisioned() -> None:
     }
     for provider in providers["providers"]:
         assert provider["options"]["path"] in mounted
+
+
+def test_grafana_reads_mysql_as_the_select_only_account() -> None:
+    provisioned = yaml.safe_load(
+        (MONITORING / "grafana" / "provisioning" / "datasources" / "datasources.yml").read_text()
+    )
+    (mysql,) = [source for source in provisioned["datasources"] if source["type"] == "mysql"]
+    assert mysql["user"] == "${GRAFANA_MYSQL_USER}"
+    assert mysql["secureJsonData"]["password"] == "${GRAFANA_MYSQL_PASSWORD}"
+    env = compose_service("grafana")["environment"]
+    schema = (ROOT / "schema.sql").read_text()
+    account = env["GRAFANA_MYSQL_USER"]
+    assert account == "ticker_reader"
+    created = re.search(rf"CREATE USER IF NOT EXISTS '{account}'@'%' IDENTIFIED BY '(.*)'", schema)
+    assert created and env["GRAFANA_MYSQL_PASSWORD"] == created.group(1)
+    grants = re.findall(rf"GRANT (.+) ON \S+ TO '{account}'@'%'", schema)
+    assert grants == ["SELECT"], grants

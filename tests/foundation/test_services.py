@@ -6,13 +6,14 @@ import subprocess
 import sys
 import uuid
 from decimal import Decimal
+from pathlib import Path
 
 import pymysql
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from consumer.sink import COLUMN_NAMES
-from ops import services as ops_services
+from ops import mysql_server
 from shared.failures import EXIT_CODES_HELP
 from shared.topics import TopicError, ensure_topic
 from tests.conftest import (
@@ -24,7 +25,7 @@ from tests.conftest import (
     create_topic,
     python_env,
 )
-from tests.factories import service_stderr, start_service, stop_service, wait_for
+from tests.factories import fatal_line, service_stderr, start_service, stop_service, wait_for
 
 
 def test_broker_is_real_kafka(services: Services) -> None:
@@ -41,9 +42,28 @@ def test_database_answers_queries(services: Services) -> None:
     assert "STRICT_TRANS_TABLES" in sql_mode
 
 
+def test_services_command_runs_as_a_script_from_any_folder(
+    services: Services, tmp_path: Path
+) -> None:
+    """`python ops/services.py` imports its parts from the repository (ops/ holds an http.py
+    that would shadow the standard library's), wherever it is started from."""
+    env = {name: value for name, value in python_env({}).items() if name != "PYTHONPATH"}
+    command = [sys.executable, str(ROOT / "ops" / "services.py")]
+    shown = subprocess.run(
+        [*command, "--help"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "python ops/services.py up | down | status | schema" in shown.stdout
+    status = subprocess.run(
+        [*command, "status"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "Kafka " in status.stdout and ": ready; MySQL " in status.stdout
+
+
 def test_schema_applies_twice(services: Services) -> None:
-    ops_services.apply_schema()
-    ops_services.apply_schema()
+    mysql_server.apply_schema()
+    mysql_server.apply_schema()
     with services.admin("coinbase") as connection, connection.cursor() as cursor:
         cursor.execute("SHOW INDEX FROM `order` WHERE Non_unique = 0")
         unique_columns = [row[4] for row in cursor.fetchall()]
@@ -196,6 +216,5 @@ def test_services_create_missing_topics_and_refuse_narrow_ones(pipeline: Pipelin
     create_topic(pipeline.services, narrow, partitions=2)
     consumer = start_service("consumer", pipeline, KAFKA_TOPIC=narrow)
     consumer.wait(timeout=60)
-    lines = service_stderr(consumer).strip().splitlines()
     assert consumer.returncode == 2
-    assert len(lines) == 1 and "has 2 partitions but 3 products" in lines[0]
+    assert "has 2 partitions but 3 products" in fatal_line(service_stderr(consumer), 2)

@@ -14,6 +14,9 @@ from tests.conftest import Pipeline
 from tests.factories import fatal_line, free_port, start_service, stop_service, wait_for
 from tests.producer.test_producer_e2e import published, sent
 
+# Stops the broker every test shares: runs alone, after the parallel part.
+pytestmark = pytest.mark.exclusive
+
 
 def final_counts(stderr: str) -> dict[str, object]:
     for line in reversed(stderr.splitlines()):

@@ -6,13 +6,11 @@ from __future__ import annotations
 import time
 
 import pytest
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError
 
 from ops.http import http_get
 from ops.pipeline import PRODUCTS
 from producer.publisher import Publisher
-from producer.settings import ProducerSettings
-from shared.kafka_clients import reliable_producer
 from shared.partitions import PartitionMap
 from shared.supervision import TopicState
 from simulator import SimulatorConfig, SimulatorThread
@@ -26,7 +24,7 @@ from tests.factories import (
     ticker,
     wait_for,
 )
-from tests.producer.test_stalled_client import silent_broker
+from tests.producer.test_stalled_client import first_one_wedged, settings_of, silent_broker
 
 
 @pytest.mark.timeout(90)
@@ -67,9 +65,7 @@ def test_a_permanent_delivery_error_fails_the_publisher_and_stops_reading(
     pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Authorization and other permanent errors are not retried tick by tick."""
-    for name, value in pipeline.env().items():
-        monkeypatch.setenv(name, value)
-    publisher = Publisher(ProducerSettings(), PartitionMap(PRODUCTS), "test")
+    publisher = Publisher(settings_of(pipeline, monkeypatch), PartitionMap(PRODUCTS), "test")
     stopped: list[bool] = []
     publisher.on_failure = lambda: stopped.append(True)
     denied = KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED, "denied")
@@ -83,15 +79,11 @@ def test_a_permanent_delivery_error_fails_the_publisher_and_stops_reading(
 def test_an_exception_in_the_delivery_thread_is_a_failure_not_a_quiet_end(
     pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name, value in pipeline.env().items():
-        monkeypatch.setenv(name, value)
-
     def broken_probe() -> TopicState:
         raise RuntimeError("probe broke")
 
-    publisher = Publisher(
-        ProducerSettings(), PartitionMap(PRODUCTS), "test", stall_s=0.1, probe=broken_probe
-    )
+    settings = settings_of(pipeline, monkeypatch)
+    publisher = Publisher(settings, PartitionMap(PRODUCTS), "test", stall_s=0.1, probe=broken_probe)
     publisher.watch.probe_after_s = 0.1
     stopped: list[bool] = []
     publisher.on_failure = lambda: stopped.append(True)
@@ -111,22 +103,12 @@ def test_a_replacement_racing_the_final_flush_loses_nothing_uncounted(
     of the replacement that moves its ticks to a working client. The delivery thread stops
     before the final flush, so either the move finished and every tick is delivered, or it
     never began and close() counts every tick not delivered: never a tick in neither."""
-    for name, value in pipeline.env().items():
-        monkeypatch.setenv(name, value)
     with silent_broker() as silent:
-        made: list[str] = []
-
-        def first_one_wedged(settings: ProducerSettings, **options: object) -> Producer:
-            address = silent if not made else settings.kafka_bootstrap_servers
-            made.append(address)
-            update = {"kafka_bootstrap_servers": address}
-            return reliable_producer(settings.model_copy(update=update), **options)
-
         publisher = Publisher(
-            ProducerSettings(),
+            settings_of(pipeline, monkeypatch),
             PartitionMap(PRODUCTS),
             "test",
-            make_producer=first_one_wedged,
+            make_producer=first_one_wedged(silent, []),
             stall_s=0.05,
             probe=lambda: TopicState.READY,
         )

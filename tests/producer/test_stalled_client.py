@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -35,6 +35,19 @@ def silent_broker() -> Iterator[str]:
         server.bind(("127.0.0.1", 0))
         server.listen(64)
         yield f"127.0.0.1:{server.getsockname()[1]}"
+
+
+def first_one_wedged(silent: str, addresses: list[str]) -> Callable[..., Producer]:
+    """A producer factory whose first client talks to `silent`, later ones to the broker;
+    `addresses` records where each client went."""
+
+    def make(settings: ProducerSettings, **options: Any) -> Producer:
+        address = silent if not addresses else settings.kafka_bootstrap_servers
+        addresses.append(address)
+        update = {"kafka_bootstrap_servers": address}
+        return reliable_producer(settings.model_copy(update=update), **options)
+
+    return make
 
 
 def settings_of(
@@ -62,15 +75,12 @@ def test_a_stalled_client_is_replaced_and_the_ticks_it_held_are_delivered_once(
     settings = settings_of(pipeline, monkeypatch)
     addresses: list[str] = []
     with silent_broker() as silent:
-
-        def first_one_wedged(settings: ProducerSettings, **options: Any) -> Producer:
-            address = silent if not addresses else settings.kafka_bootstrap_servers
-            addresses.append(address)
-            update = {"kafka_bootstrap_servers": address}
-            return reliable_producer(settings.model_copy(update=update), **options)
-
         publisher = Publisher(
-            settings, PartitionMap(PRODUCTS), "test", make_producer=first_one_wedged, stall_s=5
+            settings,
+            PartitionMap(PRODUCTS),
+            "test",
+            make_producer=first_one_wedged(silent, addresses),
+            stall_s=5,
         )
         held = publish(publisher, 1, 60)
         publisher.dead_letter(b"{not json", "not JSON", "BTC-USD")

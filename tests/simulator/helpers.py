@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterable
 from typing import Any
 
@@ -82,16 +84,31 @@ def read_until_closed(ws: ClientConnection, timeout: float = 10.0) -> list[str]:
 
 def tickers(frames: Iterable[str]) -> list[dict[str, Any]]:
     """The ticker messages among `frames` (malformed frames are skipped)."""
+    return messages_of(frames, "ticker")
+
+
+def is_snapshot(message: dict[str, Any]) -> bool:
+    return "trade_id" not in message
+
+
+def rest_get(url: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+    """(status, headers, body) of one plain HTTP request; error statuses are answers too."""
+    request = urllib.request.Request(url, method=method, headers={"User-Agent": "tests"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return int(response.status), dict(response.headers), bytes(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), bytes(error.read())
+
+
+def messages_of(frames: Iterable[str], kind: str) -> list[dict[str, Any]]:
+    """The messages of type `kind` among `frames` (malformed frames are skipped)."""
     found = []
     for frame in frames:
         try:
             message = json.loads(frame)
         except ValueError:
             continue
-        if isinstance(message, dict) and message.get("type") == "ticker":
+        if isinstance(message, dict) and message.get("type") == kind:
             found.append(message)
     return found
-
-
-def is_snapshot(message: dict[str, Any]) -> bool:
-    return "trade_id" not in message

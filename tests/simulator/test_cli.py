@@ -18,7 +18,7 @@ from websockets.asyncio.client import connect
 from shared.failures import EXIT_CODES_HELP
 from simulator import Simulator, SimulatorConfig
 
-from .helpers import open_client, recv_text, subscribe
+from .helpers import open_client, recv_text, rest_get, subscribe
 
 pytestmark = pytest.mark.timeout(30)
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,11 +32,13 @@ def test_cli_serves_until_sigterm() -> None:
         try:
             assert proc.stderr is not None
             line = proc.stderr.readline()
-            match = re.search(r"listening on (ws://127\.0\.0\.1:\d+)", line)
+            match = re.search(r"listening on (ws://127\.0\.0\.1:\d+) \(REST (http://\S+)\)", line)
             assert match, line
             with open_client(match.group(1)) as ws:
                 assert subscribe(ws, ["BTC-USD"], ["ticker"])["type"] == "subscriptions"
                 assert json.loads(recv_text(ws))["product_id"] == "BTC-USD"
+            status, headers, body = rest_get(f"{match.group(2)}/products/ETH-BTC/trades")
+            assert status == 200 and len(json.loads(body)) >= 1 and "CB-AFTER" in headers
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=10) == 0
         finally:
@@ -48,7 +50,9 @@ def test_cli_help_names_the_faults_and_exit_codes() -> None:
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=20)
     assert result.returncode == 0
     for flag in ("--out-of-order-every", "--sequence-reset-after", "--stray-sequence-after",
-                 "--drop-one-every", EXIT_CODES_HELP):  # fmt: skip
+                 "--drop-one-every", "--trade-history", "--rest-rate", "--rest-burst",
+                 "--rest-fault-share", "--rest-faults", "--autostart", "/products/{id}/trades",
+                 EXIT_CODES_HELP):  # fmt: skip
         assert flag in result.stdout
 
 

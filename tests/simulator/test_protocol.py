@@ -57,7 +57,7 @@ def test_subscriptions_answer_lists_channels_and_products(sim: SimulatorThread) 
     [
         (["BTC-USD", "XRP-JPY"], ["ticker"], "XRP-JPY is not a valid product"),
         (["BTC-USD"], ["ticker", "level2"], "require authentication"),
-        (["BTC-USD"], ["matches"], "matches is not a valid channel"),
+        (["BTC-USD"], ["trades"], "trades is not a valid channel"),
     ],
 )
 def test_bad_subscribe_gets_error_then_close(
