@@ -21,6 +21,9 @@ from ops.docker_engine import say
 
 MODULE = "github.com/docker/compose/v5"
 VERSION = "v5.6.0"
+# The module's hash as the checksum database records it (`go mod download -json` reports it):
+# the source built here is the one everyone else gets.
+SUM = "h1:WCDEV0D1CtZLyPdklHdEjFBnCStosBYkfsD3tvM/ITU="
 CACHE_ROOT = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "coinbase-pipeline"
 BINARY = CACHE_ROOT / f"docker-compose-{VERSION}" / "docker-compose"
 PLUGIN = Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker")) / "cli-plugins"
@@ -61,8 +64,11 @@ def build() -> None:
             capture_output=True,
             text=True,
         )
+        module = json.loads(downloaded.stdout)
+        if module.get("Sum") != SUM:
+            sys.exit(f"[containers] {MODULE}@{VERSION} hash {module.get('Sum')}, expected {SUM}")
         source = Path(scratch) / "compose"
-        shutil.copytree(json.loads(downloaded.stdout)["Dir"], source)
+        shutil.copytree(module["Dir"], source)
         for folder, _, files in os.walk(source):  # the module cache's copy is read-only
             os.chmod(folder, 0o755)
             for name in files:
