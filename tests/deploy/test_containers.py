@@ -246,3 +246,56 @@ def test_make_and_ci_run_the_check_after_the_suite() -> None:
         line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line.startswith("make")
     ]
     assert commands == ["make test", "make test-containers"]
+
+
+def test_metric_samples_reads_one_counter_by_product(monkeypatch: pytest.MonkeyPatch) -> None:
+    body = (
+        b"# HELP consumer_rows_written_total Rows inserted\n"
+        b'consumer_rows_written_total{product="BTC-USD"} 42.0\n'
+        b'consumer_rows_written_created{product="BTC-USD"} 1.7e9\n'
+        b'consumer_duplicates_total{product="ETH-BTC"} 3.0\n'
+    )
+    monkeypatch.setattr(containers, "http_get", lambda url, timeout_s: (200, body))
+    assert containers.metric_samples("9102", "consumer_rows_written_total") == {"BTC-USD": 42.0}
+    monkeypatch.setattr(containers, "http_get", lambda url, timeout_s: (0, b""))
+    assert containers.metric_samples("9102", "consumer_rows_written_total") == {}
+
+
+class FakeCompose:
+    """`state(service)` as docker inspect reports it, from a table."""
+
+    def __init__(self, states: dict[str, dict[str, Any]]) -> None:
+        self.states = states
+
+    def state(self, service: str) -> dict[str, Any]:
+        return {"State": self.states[service]}
+
+
+def healthy(status: str) -> dict[str, Any]:
+    return {"Status": "running", "ExitCode": 0, "Health": {"Status": status}}
+
+
+def test_wait_healthy_accepts_a_finished_one_shot_job() -> None:
+    compose = FakeCompose(
+        {"producer": healthy("healthy"), "topics": {"Status": "exited", "ExitCode": 0}}
+    )
+    containers.wait_healthy(compose, ["producer", "topics"], 1)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("state", "message"),
+    [
+        ({"Status": "exited", "ExitCode": 2}, "topics exited with 2"),
+        ({"Status": "exited", "ExitCode": 1, "Health": {"Status": "unhealthy"}}, "exited"),
+    ],
+)
+def test_wait_healthy_fails_at_once_on_an_exit(state: dict[str, Any], message: str) -> None:
+    compose = FakeCompose({"topics": state})
+    with pytest.raises(containers.CheckFailed, match=message):
+        containers.wait_healthy(compose, ["topics"], 30)  # type: ignore[arg-type]
+
+
+def test_wait_healthy_gives_up_after_its_time() -> None:
+    compose = FakeCompose({"producer": healthy("starting")})
+    with pytest.raises(containers.CheckFailed, match="not within"):
+        containers.wait_healthy(compose, ["producer"], 0.1)  # type: ignore[arg-type]
