@@ -13,7 +13,15 @@ from typing import Any
 import pytest
 import yaml
 
-from ops import base_image, compose_plugin, containers, docker_engine, images
+from ops import (
+    base_image,
+    compose_check,
+    compose_plugin,
+    container_checks,
+    containers,
+    docker_engine,
+    images,
+)
 from ops.pipeline import PRODUCTS, Pipeline, Services
 from tests.deploy.contract import ROOT, check_settings, compose, dockerfile
 
@@ -26,7 +34,7 @@ ComposeLoader.add_constructor("!reset", lambda loader, node: None)
 
 
 def override() -> dict[str, Any]:
-    data = yaml.load(containers.OVERRIDE.read_text(), Loader=ComposeLoader)
+    data = yaml.load(compose_check.OVERRIDE.read_text(), Loader=ComposeLoader)
     assert isinstance(data, dict)
     return data
 
@@ -61,7 +69,7 @@ def test_the_image_user_is_the_compose_user() -> None:
 
 def test_override_changes_only_services_of_the_compose_file() -> None:
     assert set(override()["services"]) <= set(compose()["services"])
-    for name in ("redpanda", "mysql", *containers.DEMO, *containers.PER_INSTRUMENT):
+    for name in ("redpanda", "mysql", *compose_check.DEMO, *compose_check.PER_INSTRUMENT):
         assert name in override()["services"], name
 
 
@@ -84,9 +92,9 @@ def test_override_probes_replace_the_images_that_cannot_be_pulled() -> None:
 
 
 def test_every_variable_of_the_override_is_set_by_the_check() -> None:
-    text = containers.OVERRIDE.read_text()
+    text = compose_check.OVERRIDE.read_text()
     required = set(re.findall(r"\$\{([A-Z0-9_]+):\?", text))
-    env = containers.compose_env(fake_pipeline(), "stand-in:1")
+    env = compose_check.compose_env(fake_pipeline(), "stand-in:1")
     assert required <= set(env)
     ports = [
         env[name]
@@ -99,7 +107,7 @@ def test_every_variable_of_the_override_is_set_by_the_check() -> None:
 def test_check_values_win_over_the_callers_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KAFKA_TOPIC", "coinbase.ticker")
     monkeypatch.setenv("SOMETHING_ELSE", "kept")
-    env = containers.compose_env(fake_pipeline(), "stand-in:1")
+    env = compose_check.compose_env(fake_pipeline(), "stand-in:1")
     assert env["KAFKA_TOPIC"] == "t.ticker" and env["MYSQL_DATABASE"] == "t_db"
     assert env["SOMETHING_ELSE"] == "kept"
 
@@ -115,7 +123,7 @@ def test_check_values_win_over_the_callers_environment(monkeypatch: pytest.Monke
     ],
 )
 def test_override_environment_is_real_settings(service: str, settings: str) -> None:
-    env = containers.compose_env(fake_pipeline(), "stand-in:1")
+    env = compose_check.compose_env(fake_pipeline(), "stand-in:1")
     values = {
         name: re.sub(r"\$\{([A-Z0-9_]+)(:[?-][^}]*)?\}", lambda m: env.get(m.group(1), "x"), str(v))
         for name, v in override()["services"][service]["environment"].items()
@@ -255,10 +263,12 @@ def test_metric_samples_reads_one_counter_by_product(monkeypatch: pytest.MonkeyP
         b'consumer_rows_written_created{product="BTC-USD"} 1.7e9\n'
         b'consumer_duplicates_total{product="ETH-BTC"} 3.0\n'
     )
-    monkeypatch.setattr(containers, "http_get", lambda url, timeout_s: (200, body))
-    assert containers.metric_samples("9102", "consumer_rows_written_total") == {"BTC-USD": 42.0}
-    monkeypatch.setattr(containers, "http_get", lambda url, timeout_s: (0, b""))
-    assert containers.metric_samples("9102", "consumer_rows_written_total") == {}
+    monkeypatch.setattr(container_checks, "http_get", lambda url, timeout_s: (200, body))
+    assert container_checks.metric_samples("9102", "consumer_rows_written_total") == {
+        "BTC-USD": 42.0
+    }
+    monkeypatch.setattr(container_checks, "http_get", lambda url, timeout_s: (0, b""))
+    assert container_checks.metric_samples("9102", "consumer_rows_written_total") == {}
 
 
 class FakeCompose:
@@ -279,7 +289,7 @@ def test_wait_healthy_accepts_a_finished_one_shot_job() -> None:
     compose = FakeCompose(
         {"producer": healthy("healthy"), "topics": {"Status": "exited", "ExitCode": 0}}
     )
-    containers.wait_healthy(compose, ["producer", "topics"], 1)  # type: ignore[arg-type]
+    compose_check.wait_healthy(compose, ["producer", "topics"], 1)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -291,11 +301,11 @@ def test_wait_healthy_accepts_a_finished_one_shot_job() -> None:
 )
 def test_wait_healthy_fails_at_once_on_an_exit(state: dict[str, Any], message: str) -> None:
     compose = FakeCompose({"topics": state})
-    with pytest.raises(containers.CheckFailed, match=message):
-        containers.wait_healthy(compose, ["topics"], 30)  # type: ignore[arg-type]
+    with pytest.raises(compose_check.CheckFailed, match=message):
+        compose_check.wait_healthy(compose, ["topics"], 30)  # type: ignore[arg-type]
 
 
 def test_wait_healthy_gives_up_after_its_time() -> None:
     compose = FakeCompose({"producer": healthy("starting")})
-    with pytest.raises(containers.CheckFailed, match="not within"):
-        containers.wait_healthy(compose, ["producer"], 0.1)  # type: ignore[arg-type]
+    with pytest.raises(compose_check.CheckFailed, match="not within"):
+        compose_check.wait_healthy(compose, ["producer"], 0.1)  # type: ignore[arg-type]
