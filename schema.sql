@@ -79,6 +79,19 @@ PREPARE analysis_index FROM @analysis_index;
 EXECUTE analysis_index;
 DEALLOCATE PREPARE analysis_index;
 
+-- The same for the trade tape: candles from `trade` read (product_id, time, price, size) plus
+-- the primary key's trade_id (bucket id ranges, open/close ties) from this index alone.
+SET @analysis_trade_index = (
+    SELECT IF(COUNT(*) = 0,
+              'ALTER TABLE coinbase.`trade` ADD INDEX trade_product_time_price_size (product_id, time, price, size)',
+              'DO 0')
+    FROM information_schema.statistics
+    WHERE table_schema = 'coinbase' AND table_name = 'trade'
+      AND index_name = 'trade_product_time_price_size');
+PREPARE analysis_trade_index FROM @analysis_trade_index;
+EXECUTE analysis_trade_index;
+DEALLOCATE PREPARE analysis_trade_index;
+
 -- The analysis service reads and nothing else. Local password as above; set a real one:
 --   ALTER USER 'ticker_reader'@'%' IDENTIFIED BY '...';
 CREATE USER IF NOT EXISTS 'ticker_reader'@'%' IDENTIFIED BY 'ticker_reader';

@@ -1,4 +1,5 @@
-"""python -m analysis: the read-only HTTP API and chart page over `order`, until SIGTERM/SIGINT."""
+"""python -m analysis: the read-only HTTP API and chart page over `order` and `trade`, until
+SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
@@ -20,7 +21,10 @@ from shared.settings import load
 
 USAGE = """\
 Serves GET /products, /products/{id}/candles|ticker|stats, /trades/largest, /coverage,
-/healthz, /metrics, /docs (OpenAPI) and / (live charts) on ANALYSIS_HOST:ANALYSIS_PORT.
+/products/{id}/trades?limit=&before=&after= (the trade tape, Coinbase's pages and cursors),
+/products/{id}/completeness?start=&end= (holes in the tape by trade id), /healthz,
+/metrics, /docs (OpenAPI) and / (live charts) on ANALYSIS_HOST:ANALYSIS_PORT. Candles come
+from the trade tape where it holds every trade of the bucket, from the ticks elsewhere.
 
 settings (environment variables, or a .env file):
   ANALYSIS_HOST             0.0.0.0         address to listen on

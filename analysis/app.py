@@ -15,13 +15,22 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from analysis import queries
+from analysis import candle_sources, completeness, queries, tape_queries
 from analysis.counts import TickCounts
 from analysis.db import Database, PoolTimeout, timed_out
 from analysis.formats import candles_json, decimal_text, iso_time, product_text
 from analysis.metrics import MetricsMiddleware
 from analysis.params import ApiError, candle_range, time_window, utc_now
-from analysis.schemas import Gap, Message, Product, Stats, Ticker, Trade
+from analysis.schemas import (
+    Completeness,
+    Gap,
+    Message,
+    Product,
+    Stats,
+    TapeTrade,
+    Ticker,
+    Trade,
+)
 from analysis.settings import AnalysisSettings
 from shared.logs import get_logger
 
@@ -30,11 +39,16 @@ log = get_logger("analysis")
 
 VOLUME_CAVEAT = (
     "**Volume caveat.** Coinbase's ticker channel reports only the last match of a batch "
-    "(`last_size`), so every volume here (a sum of `last_size`) undercounts when matches are "
-    "batched; `volume` of /ticker is Coinbase's own `volume_24h`."
+    "(`last_size`), so a volume summed from ticks undercounts when matches are batched. "
+    "Candles therefore come from the trade tape (table `trade`, every match) for each bucket "
+    "the tape covers: a stored trade before and after the bucket, and no trade id missing "
+    "between them; their volume is exact. Other buckets (holes, before the tape began, the "
+    "live bucket) and /stats and /trades/largest sum `last_size`; `volume` of /ticker is "
+    "Coinbase's own `volume_24h`."
 )
 DESCRIPTION = (
-    "Read-only market data over the stored ticker archive (table `order`), shaped like "
+    "Read-only market data over the stored ticker archive (table `order`) and trade tape "
+    "(table `trade`), shaped like "
     "Coinbase Exchange's public REST market data. Decimals are the stored digits: strings, "
     "except in candles, whose JSON numbers carry the exact digits (never through a float). "
     "Times are ISO-8601 UTC with `Z`; candle times are Unix seconds.\n\n" + VOLUME_CAVEAT
@@ -48,7 +62,10 @@ ProductId = Annotated[str, PathParam(max_length=32, examples=["BTC-USD"])]
 
 
 def require_product(db: Database, product: str) -> None:
-    if not queries.exists(db, product):
+    """404 unless the product has a tick or a trade."""
+    if queries.exists(db, product):
+        return
+    if not (db.tape and tape_queries.exists(db, product)):
         raise ApiError(404, f"unknown product {product!r}")
 
 
@@ -86,13 +103,67 @@ def create_app(settings: AnalysisSettings, db: Database) -> FastAPI:
         start: str | None = Query(None, description="ISO-8601 (or Unix seconds); with end"),
         end: str | None = Query(None, description="ISO-8601 (or Unix seconds); with start"),
     ) -> Response:
-        """OHLCV buckets from the stored ticks; open/close by (time, sequence); empty buckets
-        omitted; at most 300 buckets; without start/end the latest 300 up to now."""
+        """OHLCV buckets: from the trade tape where it covers the bucket (open/close by
+        (time, trade_id), volume = sum of trade sizes), else from the ticks (open/close by
+        (time, sequence)); empty buckets omitted; at most 300 buckets; without start/end the
+        latest 300 up to now. Header `X-Candle-Sources` counts the buckets of each source."""
         span = candle_range(granularity, start, end)
-        rows = queries.candles(db, product_id, span.granularity, span.start, span.end)
+        found = candle_sources.candles(db, product_id, span, db.tape)
+        if not found.rows:
+            require_product(db, product_id)
+        sources = f"trade={found.from_trades}, order={found.from_ticks}"
+        return Response(candles_json(found.rows), media_type="application/json",
+                        headers={"X-Candle-Sources": sources})
+
+    @app.get("/products/{product_id}/trades", response_model=list[TapeTrade], responses=ERRORS)
+    def trades(
+        product_id: ProductId,
+        response: Response,
+        limit: int = Query(1000, ge=1, le=1000),
+        before: int | None = Query(None, ge=0, description="newer than this trade id"),
+        after: int | None = Query(None, ge=0, description="older than this trade id"),
+    ) -> list[TapeTrade]:
+        """The stored trades, newest first by trade id, as Coinbase pages them: `after=X`
+        the page just older than X, `before=X` the page just newer. Headers `CB-BEFORE` /
+        `CB-AFTER` carry the newest / oldest trade id of the page (absent when it is empty):
+        the cursors for the next newer / older page."""
+        if before is not None and after is not None:
+            raise ApiError(400, "give before or after, not both")
+        rows = tape_queries.page(db, product_id, limit, before, after) if db.tape else []
         if not rows:
             require_product(db, product_id)
-        return Response(candles_json(rows), media_type="application/json")
+            return []
+        response.headers["CB-BEFORE"] = str(rows[0][0])
+        response.headers["CB-AFTER"] = str(rows[-1][0])
+        return [
+            TapeTrade(time=iso_time(at), trade_id=trade_id, price=decimal_text(price),
+                      size=decimal_text(size), side=side)
+            for trade_id, at, price, size, side in rows
+        ]
+
+    @app.get("/products/{product_id}/completeness", response_model=Completeness,
+             responses=ERRORS)
+    def tape_completeness(
+        product_id: ProductId,
+        start: str | None = Query(None, description="default: end - 24 h"),
+        end: str | None = Query(None, description="default: now"),
+        limit: int = Query(100, ge=1, le=1000, description="at most this many holes listed"),
+    ) -> Completeness:
+        """Whether the trade tape holds every trade of [start, end) (at most 7 days), proven
+        by trade id. The range spans from just after the last trade stored before `start` to
+        just before the first stored at or after `end` (missing trades lie between their
+        stored neighbours by time), or the window's own first/last stored trade where the
+        tape starts or ends inside it. `missing` counts every missing id of the range;
+        `holes` lists the oldest `limit`; `repaired` counts its trades stored from REST."""
+        window_start, window_end = time_window(start, end, timedelta(1), timedelta(7))
+        if not db.tape:
+            raise ApiError(503, "the trade tape (table `trade`) is not readable")
+        found = completeness.measure(db, product_id, window_start, window_end, limit)
+        if found.first_trade_id is None:
+            require_product(db, product_id)
+        return Completeness(first_trade_id=found.first_trade_id,
+                            last_trade_id=found.last_trade_id, missing=found.missing,
+                            holes=found.holes, repaired=found.repaired)
 
     @app.get("/products/{product_id}/ticker", response_model=Ticker, responses=ERRORS)
     def ticker(product_id: ProductId) -> Ticker:

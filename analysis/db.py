@@ -26,6 +26,9 @@ from shared.logs import get_logger
 # DECIMAL columns come back as the server's exact text, never through float or Decimal.
 CONVERSIONS: dict[Any, Any] = {**conversions, FIELD_TYPE.NEWDECIMAL: str, FIELD_TYPE.DECIMAL: str}
 
+# No such table (1146), or no SELECT on it (1142): an archive without the trade tape.
+NO_TAPE_CODES = frozenset({1142, 1146})
+
 # The server stopped a statement that ran past its time limit (MariaDB, MySQL).
 TIMEOUT_CODES = frozenset({1969, 3024})
 
@@ -55,11 +58,25 @@ class Database:
         self._idle: queue.LifoQueue[tuple[Connection[Cursor], float]] = queue.LifoQueue()
         self._slots = threading.BoundedSemaphore(settings.analysis_db_pool)
         self._hints = IndexHints()
+        self.tape = True  # `trade` is readable (else candles come from ticks alone)
 
     def check_indexes(self) -> frozenset[str]:
-        """Read the indexes of `order`; warn once about each expected one that is missing
-        (its queries then run without the hint: slower, never refused). Returns those."""
+        """Read the indexes of `order` and `trade`; warn once about each expected one that is
+        missing (its queries then run without the hint: slower, never refused). Returns those.
+        Without a readable `trade` (an older schema) the API serves the ticker archive alone."""
         present = {str(row[2]) for row in self._rows("SHOW INDEX FROM `order`", (), None)}
+        try:
+            present |= {str(row[2]) for row in self._rows("SHOW INDEX FROM `trade`", (), None)}
+        except pymysql.err.MySQLError as exc:
+            if not exc.args or exc.args[0] not in NO_TAPE_CODES:
+                raise
+            if self.tape:
+                log.warning("table `trade` unreadable: candles from ticks only; apply schema.sql",
+                            error=str(exc.args[-1]))
+            self.tape = False
+            present |= {name for name in EXPECTED if name.startswith("trade_")}
+        else:
+            self.tape = True
         for name in sorted(self._hints.set_present(present)):
             log.warning("index missing: its queries run without it, slower; apply schema.sql",
                         index=name, serves=EXPECTED[name])

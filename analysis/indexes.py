@@ -17,6 +17,8 @@ HINT = re.compile(r"\s*FORCE INDEX \((\w+)\)")
 EXPECTED = {
     "order_product_time_price_size": "candles, stats, largest trades (covering index)",
     "order_product_time": "ticker, products, coverage, counts",
+    "trade_product_time_price_size": "candles from the trade tape (covering index)",
+    "trade_product_time": "completeness and candle coverage: the trades next to a window",
 }
 
 # "Key '...' doesn't exist in table": a hint names an index the table has not got.

@@ -53,3 +53,24 @@ class Gap(BaseModel):
 
 class Message(BaseModel):
     message: str = Field(examples=["granularity must be one of 60, 300, 900, 3600, 21600, 86400"])
+
+
+class TapeTrade(BaseModel):
+    """One trade of the tape, as Coinbase's GET /products/{id}/trades answers it."""
+
+    time: str = Field(examples=["2026-11-29T10:00:00.123456Z"])
+    trade_id: int
+    price: DecimalText = Field(examples=["84000.12"])
+    size: DecimalText
+    side: str = Field(description="the maker's side, as Coinbase reports it")
+
+
+class Completeness(BaseModel):
+    first_trade_id: int | None = Field(description="first id of the range the window spans")
+    last_trade_id: int | None = Field(description="last id of that range")
+    missing: int = Field(description="ids of [first_trade_id, last_trade_id] not stored")
+    holes: list[tuple[int, int]] = Field(
+        description="[first missing, last missing] per hole, oldest first, at most `limit`; "
+        "when their sizes add up to less than `missing`, more holes follow"
+    )
+    repaired: int = Field(description="stored trades of the range fetched from REST")

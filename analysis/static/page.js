@@ -22,7 +22,8 @@ function addChart(product) {
   const section = document.createElement("section");
   section.className = "chart";
   section.dataset.product = product;
-  section.innerHTML = `<h2>${product}<span class="last"></span></h2><div class="plot"></div>`;
+  section.innerHTML = `<h2>${product}<span class="last"></span></h2>` +
+    `<p class="tape"></p><div class="plot"></div>`;
   document.getElementById("charts").append(section);
   const chart = LightweightCharts.createChart(section.querySelector(".plot"), {
     autoSize: true,
@@ -71,6 +72,25 @@ async function drawTicker(product) {
   page.charts[product].section.querySelector(".last").textContent = `${tick.price} at ${tick.time}`;
 }
 
+// The trade tape of the last 24 h: "complete" or "N missing", and how many trades the
+// repair fetched from REST (`repaired`).
+function tapeText({ first_trade_id: first, missing, repaired }) {
+  if (first === null) return "trade tape: no trades in the last 24 h";
+  const fixed = `repaired from REST: ${repaired}`;
+  return missing === 0
+    ? `trade tape: complete${repaired ? `, ${fixed}` : ""}`
+    : `trade tape: ${missing} missing, ${fixed}`;
+}
+
+async function drawCompleteness(product) {
+  const found = await getJson(`/products/${encodeURIComponent(product)}/completeness`);
+  const line = page.charts[product].section.querySelector(".tape");
+  line.textContent = tapeText(found);
+  line.classList.toggle("holes", found.missing > 0);
+  line.dataset.missing = String(found.missing);
+  line.dataset.repaired = String(found.repaired);
+}
+
 async function drawTrades() {
   const trades = await getJson("/trades/largest?hours=24&limit=10");
   const body = document.querySelector("#largest tbody");
@@ -97,6 +117,7 @@ async function refresh() {
     await Promise.all(products.map(async ({ id }) => {
       await drawCandles(id, granularity);
       await drawTicker(id);
+      await drawCompleteness(id);
     }));
     await drawTrades();
     page.refreshes += 1;

@@ -17,7 +17,7 @@ import pytest
 
 from ops.http import http_get
 from tests.analysis import dataset
-from tests.analysis.dataset import Tick
+from tests.analysis.dataset import TapeTrade, Tick
 from tests.conftest import ROOT, Services, create_database, python_env
 from tests.factories import free_port, wait_for
 
@@ -45,6 +45,7 @@ class Analysis:
     url: str
     database: str
     ticks: list[Tick]
+    trades: list[TapeTrade]
     now: datetime  # when the live ticks were made (naive UTC)
     process: subprocess.Popen[bytes] = field(repr=False)
 
@@ -57,11 +58,12 @@ class Analysis:
 
 
 def make_database(services: Services) -> str:
-    """A private copy of `order` (same indexes) that the read-only account may SELECT."""
+    """Private copies of `order` and `trade` (same indexes) the read-only account may SELECT."""
     name = f"test_analysis_{uuid.uuid4().hex[:10]}"
     create_database(services, name)
     with services.admin() as connection, connection.cursor() as cursor:
-        cursor.execute(f"GRANT SELECT ON `{name}`.`order` TO '{READER}'@'%'")
+        for table in ("order", "trade"):
+            cursor.execute(f"GRANT SELECT ON `{name}`.`{table}` TO '{READER}'@'%'")
     return name
 
 
@@ -109,15 +111,20 @@ def stop(process: subprocess.Popen[bytes]) -> int:
 
 @pytest.fixture(scope="module")
 def analysis(services: Services) -> Iterator[Analysis]:
-    """History around T0 plus the last 30 hours of every product, served by the real service."""
+    """History around T0 plus the last 30 hours of every product, ticks and trade tape, served
+    by the real service."""
     database = make_database(services)
     now = datetime.now(UTC).replace(tzinfo=None)
     ticks = dataset.history_ticks() + dataset.live_ticks(now)
+    trades = dataset.history_tape(ticks) + dataset.live_tape(ticks, now)
     with services.admin() as connection:
         dataset.insert(connection, database, ticks)
+        dataset.insert_trades(connection, database, trades)
     url, process = start(services, database)
     try:
-        yield Analysis(url=url, database=database, ticks=ticks, now=now, process=process)
+        yield Analysis(
+            url=url, database=database, ticks=ticks, trades=trades, now=now, process=process
+        )
     finally:
         assert stop(process) == 0
         drop_database(services, database)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from urllib.parse import quote
 
@@ -20,6 +20,13 @@ def candles_path(product: str, granularity: int, start: object, end: object) -> 
         f"/products/{product}/candles?granularity={granularity}"
         f"&start={quote(str(start))}&end={quote(str(end))}"
     )
+
+
+def oracle(
+    analysis: Analysis, product: str, granularity: int, start: datetime, end: datetime
+) -> list[list[str]]:
+    """dataset.py's candles: from the tape where it covers the bucket, else from ticks."""
+    return dataset.mixed_candles(analysis.ticks, analysis.trades, product, granularity, start, end)
 
 
 def test_products_lists_first_last_and_count(analysis: Analysis) -> None:
@@ -46,7 +53,7 @@ def test_candles_across_bucket_edges_ties_and_empty_minutes(analysis: Analysis) 
     assert reply.status == 200
     assert reply.headers["content-type"] == "application/json"
     got = reply.exact()
-    assert got == dataset.candles(analysis.ticks, "BTC-USD", 60, T0, T0 + timedelta(minutes=10))
+    assert got == oracle(analysis, "BTC-USD", 60, T0, T0 + timedelta(minutes=10))
     # Spelled out, so the oracle itself is checked: 13:03 is empty and omitted; 13:02's open
     # is sequence 104 (stored after 105, same time); the 13:01:00.000000 tick opens 13:01.
     base = unix(T0)
@@ -74,8 +81,8 @@ def test_candles_of_a_random_walk_at_every_granularity(
     start, end = T0 - timedelta(seconds=granularity), T0 + timedelta(seconds=span)
     reply = analysis.get(candles_path("BTC-EUR", granularity, iso(start), iso(end)))
     assert reply.status == 200
-    expected = dataset.candles(
-        analysis.ticks,
+    expected = oracle(
+        analysis,
         "BTC-EUR",
         granularity,
         dataset.EPOCH + timedelta(seconds=unix(start) // granularity * granularity),
@@ -90,9 +97,7 @@ def test_candles_unaligned_bounds_take_whole_buckets(analysis: Analysis) -> None
     reply = analysis.get(
         candles_path("BTC-USD", 60, "2026-09-29T13:00:30Z", "2026-09-29T13:02:10Z")
     )
-    assert reply.exact() == dataset.candles(
-        analysis.ticks, "BTC-USD", 60, T0, T0 + timedelta(minutes=3)
-    )
+    assert reply.exact() == oracle(analysis, "BTC-USD", 60, T0, T0 + timedelta(minutes=3))
     # Unix seconds and a +02:00 offset name the same instants.
     same = analysis.get(candles_path("BTC-USD", 60, unix(T0) + 30, "2026-09-29T15:02:10+02:00"))
     assert same.body == reply.body
@@ -103,10 +108,10 @@ def test_candles_default_is_the_latest_300_buckets(analysis: Analysis) -> None:
     assert reply.status == 200
     got = reply.exact()
     end = analysis.now.replace(second=0, microsecond=0) + timedelta(minutes=1)
-    expected = dataset.candles(analysis.ticks, "ETH-BTC", 60, end - timedelta(minutes=300), end)
+    expected = oracle(analysis, "ETH-BTC", 60, end - timedelta(minutes=300), end)
     # The clock may have crossed a minute since the fixture: allow the window to slide by one.
-    later = dataset.candles(
-        analysis.ticks, "ETH-BTC", 60, end - timedelta(minutes=299), end + timedelta(minutes=1)
+    later = oracle(
+        analysis, "ETH-BTC", 60, end - timedelta(minutes=299), end + timedelta(minutes=1)
     )
     assert got in (expected, later)
     assert 0 < len(got) <= 300

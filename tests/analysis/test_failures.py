@@ -125,7 +125,8 @@ def idle_timeout_user(services: Services, database: str, seconds: int) -> Iterat
         if saved:
             pytest.skip(f"init_connect is in use on this server: {saved!r}")
         cursor.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{user}'")
-        cursor.execute(f"GRANT SELECT ON `{database}`.`order` TO '{user}'@'%'")
+        for table in ("order", "trade"):
+            cursor.execute(f"GRANT SELECT ON `{database}`.`{table}` TO '{user}'@'%'")
         cursor.execute(
             "SET GLOBAL init_connect = %s",
             (
@@ -195,3 +196,24 @@ def test_the_reader_sees_index_names(services: Services, database: str) -> None:
         cursor.execute("SHOW INDEX FROM `order`")
         names = {row[2] for row in cursor.fetchall()}
     assert {COVERING, "order_product_time", "PRIMARY"} <= names
+
+
+def test_without_the_trade_table_candles_come_from_ticks_and_start_up_warns(
+    services: Services, database: str, tmp_path: Path
+) -> None:
+    """An archive from before the trade tape: the ticker API answers as before."""
+    with services.admin() as connection, connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE `{database}`.`trade`")
+    log = tmp_path / "analysis.log"
+    start, end = dataset.T0, dataset.T0 + timedelta(hours=5)
+    with serving(services, database, log) as url:
+        status, body = http_get(url + PATHS[0])[:2]
+        assert status == 200
+        expected = dataset.candles(dataset.history_ticks(), "BTC-USD", 60, start, end)
+        assert json.loads(body, parse_float=str, parse_int=str) == expected
+        assert http_get(url + "/products/BTC-USD/trades")[:2] == (200, b"[]")
+        assert http_get(url + "/products/NOPE-USD/trades")[0] == 404
+        status, body = http_get(url + "/products/BTC-USD/completeness")[:2]
+        assert status == 503 and b"trade tape" in body
+    warnings = [json.loads(line) for line in log.read_text().splitlines() if '"warning"' in line]
+    assert [w["event"].split(":")[0] for w in warnings] == ["table `trade` unreadable"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,12 @@ return Object.fromEntries(Object.entries(window.analysisPage.charts).map(([produ
 TABLE = """
 return [...document.querySelectorAll("#largest tbody tr")].map((row) =>
   [...row.querySelectorAll("td")].map((cell) => cell.textContent));
+"""
+
+# The trade tape's line of each chart.
+TAPE = """
+return Object.fromEntries([...document.querySelectorAll("section.chart")].map((section) =>
+  [section.dataset.product, section.querySelector(".tape").textContent]));
 """
 
 pytestmark = pytest.mark.timeout(600)  # the first test may apt-get install Chromium
@@ -96,6 +102,19 @@ def test_page_draws_one_chart_per_product_and_the_largest_trades(
     ]
     assert len(cells) == 10
 
+    # Completeness of each product's tape, in the page's words, from the API's answer.
+    lines = {product: tape_line(analysis, product) for product in products}
+    assert lines == {
+        "BTC-USD": "trade tape: complete, repaired from REST: 20",
+        "ETH-BTC": "trade tape: 5 missing, repaired from REST: 0",
+        "BTC-EUR": lines["BTC-EUR"],  # the gap since its September tape: the oracle's count
+    }
+    missing = dataset.completeness(
+        analysis.trades, "BTC-EUR", analysis.now - timedelta(hours=24), analysis.now
+    )["missing"]
+    assert lines["BTC-EUR"] == f"trade tape: {missing} missing, repaired from REST: 0"
+    assert browser.execute_script(TAPE) == lines
+
     SCREENSHOT.parent.mkdir(exist_ok=True)
     browser.save_screenshot(str(SCREENSHOT))
     assert not console_errors(browser)
@@ -132,6 +151,17 @@ def test_granularity_selector_and_auto_refresh(
         ),
     )
     assert not console_errors(browser)
+
+
+def tape_line(analysis: Analysis, product: str) -> str:
+    """What the page should say, from /completeness (last 24 h)."""
+    found = analysis.get(f"/products/{product}/completeness").json()
+    if found["first_trade_id"] is None:
+        return "trade tape: no trades in the last 24 h"
+    repaired = f"repaired from REST: {found['repaired']}"
+    if found["missing"]:
+        return f"trade tape: {found['missing']} missing, {repaired}"
+    return "trade tape: complete" + (f", {repaired}" if found["repaired"] else "")
 
 
 def console_errors(browser: webdriver.Chrome) -> list[dict[str, Any]]:

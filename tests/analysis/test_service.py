@@ -79,8 +79,10 @@ def test_the_reader_may_only_select(services: Services) -> None:
     connection = services.connect(READER, READER_PASSWORD, "coinbase")
     with connection, connection.cursor() as cursor:
         cursor.execute("SELECT COUNT(*) FROM `order` WHERE product_id = 'none'")
+        cursor.execute("SELECT COUNT(*) FROM `trade` WHERE product_id = 'none'")
         for statement in (
             "INSERT INTO `order` (product_id, sequence) VALUES ('X-Y', 1)",
+            "INSERT INTO `trade` (product_id, trade_id) VALUES ('X-Y', 1)",
             "UPDATE `order` SET price = 0 WHERE product_id = 'none'",
             "DELETE FROM `order` WHERE product_id = 'none'",
             "CREATE TABLE coinbase.scratch (id INT)",
@@ -90,7 +92,10 @@ def test_the_reader_may_only_select(services: Services) -> None:
             assert denied.value.args[0] in (1142, 1044), statement  # command denied
         cursor.execute("SHOW GRANTS")
         on_coinbase = [row[0] for row in cursor.fetchall() if "`coinbase`" in row[0]]
-    assert on_coinbase == ["GRANT SELECT ON `coinbase`.`order` TO `ticker_reader`@`%`"]
+    assert sorted(on_coinbase) == [
+        "GRANT SELECT ON `coinbase`.`order` TO `ticker_reader`@`%`",
+        "GRANT SELECT ON `coinbase`.`trade` TO `ticker_reader`@`%`",
+    ]
 
 
 def test_database_errors_are_503_with_a_reason_and_sigterm_exits_0(services: Services) -> None:
