@@ -188,7 +188,11 @@ def topic_ticks(pipeline: Pipeline) -> tuple[list[tuple[str, int]], int]:
     how many subscribe-time snapshots (no trade_id: no row, by design) it holds besides."""
     ends = pipeline.end_offsets()
     consumer = Consumer(
-        {"bootstrap.servers": pipeline.services.bootstrap, "group.id": "containers-check"}
+        {
+            "bootstrap.servers": pipeline.services.bootstrap,
+            "group.id": "containers-check",
+            "enable.auto.commit": False,  # reads only: leaves no offsets behind
+        }
     )
     trades: list[tuple[str, int]] = []
     snapshots = 0
@@ -230,6 +234,8 @@ def check_stop(compose: Compose, pipeline: Pipeline) -> None:
     expect_exit_zero(compose, services)
     if pipeline.keys() != ticks:
         raise CheckFailed(f"rows {len(pipeline.keys())} != {len(ticks)} trades delivered")
+    if dead := pipeline.dead_letters():
+        raise CheckFailed(f"{dead} dead letters from the simulator's well-formed feed")
     say(
         f"   every container exited 0; rows {len(ticks)} = {sent} ticks delivered - {snapshots}"
         f" subscribe-time snapshots - {len(trades) - len(ticks)} repeated trades"
