@@ -2,6 +2,7 @@
 #   docker build --target producer -t coinbase-pipeline/producer .   (make build-producer)
 #   docker build --target consumer -t coinbase-pipeline/consumer .   (make build-consumer)
 #   docker build --target analysis -t coinbase-pipeline/analysis .   (make build-analysis)
+#   docker build --target repair -t coinbase-pipeline/repair .       (trade tape gap repair)
 # `base` runs the topic job and the simulator in compose. Each image carries shared/, its own
 # package and only its own dependencies (its extra of pyproject.toml, locked with hashes in
 # requirements-<extra>.lock by `make lock`). No secret is baked in: every setting comes from
@@ -33,6 +34,12 @@ FROM pip AS deps-analysis
 COPY requirements-analysis.lock ./
 RUN python -m venv /opt/venv \
  && /opt/venv/bin/pip install --require-hashes --no-deps -r requirements-analysis.lock \
+ && /opt/venv/bin/pip check
+
+FROM pip AS deps-repair
+COPY requirements-repair.lock ./
+RUN python -m venv /opt/venv \
+ && /opt/venv/bin/pip install --require-hashes --no-deps -r requirements-repair.lock \
  && /opt/venv/bin/pip check
 
 FROM pip AS deps-tools
@@ -96,3 +103,15 @@ EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
   CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('ANALYSIS_PORT', '8000'), timeout=4)"]
 CMD ["python", "-m", "analysis"]
+
+# ---------------------------------------------------------------- repair (trade tape gap repair)
+# Reads `trade` as ticker_reader (SELECT only); publishes what it fetches to the trades topic.
+FROM runtime AS repair
+COPY --from=deps-repair /opt/venv /opt/venv
+COPY repair/ repair/
+ENV REPAIR_METRICS_PORT=9103 \
+    MYSQL_USER=ticker_reader
+EXPOSE 9103
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('REPAIR_METRICS_PORT', '9103'), timeout=4)"]
+CMD ["python", "-m", "repair", "--follow"]

@@ -20,7 +20,7 @@ $(INSTALLED): requirements.lock pyproject.toml
 # One hashed lock per image, each from its extra, each pinned to requirements.lock's versions
 # (-c), so an image runs exactly what the tests ran. uv keeps the pins already in a lock file
 # unless told to upgrade (delete a lock, or `uv pip compile --upgrade`, to move them).
-IMAGE_LOCKS := producer consumer analysis tools
+IMAGE_LOCKS := producer consumer analysis repair tools
 UV_COMPILE = $(VENV)/bin/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 --no-header
 lock:  ## re-resolve the locks (tests, each image, benchmarks) from pyproject.toml
 	$(PY) -m pip install -q uv

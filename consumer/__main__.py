@@ -29,7 +29,7 @@ def parser() -> argparse.ArgumentParser:
     commands = top.add_subparsers(dest="command")
     replay = commands.add_parser(
         "backfill",
-        help="re-read the topic into `order`",
+        help="re-read the topics into `order` (and `trade` with the tape on)",
         description=backfill.__doc__,
         epilog=epilog,
         formatter_class=formatter,

@@ -1,4 +1,7 @@
-"""`python -m consumer backfill`: re-read the topic from a time up to its end as of now.
+"""`python -m consumer backfill`: re-read the topics from a time up to their end as of now.
+
+Rebuilds `order` from KAFKA_TOPIC and, with the trade tape on, `trade` from
+KAFKA_TRADES_TOPIC (the same time range, by each record's Kafka timestamp).
 
 Start offsets come from `offsets_for_times`; each owned partition is read up to its end
 offset taken at start (or the offset of `--until`), written idempotently by the same
@@ -20,6 +23,7 @@ from confluent_kafka import Consumer, TopicPartition
 from consumer.service import new_writer, stop_on_signals, supervise
 from consumer.settings import ConsumerSettings
 from consumer.sink import WritePath
+from consumer.streams import Stream, streams
 from consumer.writer import PartitionWriter
 from shared.failures import CannotStart, ExitCode, Fatal
 from shared.kafka_clients import pinned_consumer
@@ -35,6 +39,7 @@ class Range:
     partition: int
     start: int
     end: int
+    table: str = "order"
 
 
 def parse_time(text: str) -> datetime:
@@ -57,11 +62,15 @@ def offset_at(consumer: Consumer, topic: str, partition: int, moment: datetime |
 
 
 def plan(
-    settings: ConsumerSettings, group_id: str, since: datetime | None, until: datetime | None
+    settings: ConsumerSettings,
+    group_id: str,
+    since: datetime | None,
+    until: datetime | None,
+    stream: Stream,
 ) -> list[Range]:
     partitions = PartitionMap(settings.products)
     consumer = pinned_consumer(settings, group_id)
-    topic = settings.kafka_topic
+    topic = stream.topic_of(settings)
     try:
         ranges = []
         for product in settings.owned_products:
@@ -74,7 +83,7 @@ def plan(
             if until is not None:
                 end = min(end, offset_at(consumer, topic, partition, until))
             start = offset_at(consumer, topic, partition, since)
-            ranges.append(Range(product, partition, start, end))
+            ranges.append(Range(product, partition, start, end, stream.name))
         return ranges
     finally:
         consumer.close()
@@ -89,28 +98,31 @@ def backfill(
 ) -> int:
     group_id = f"{settings.kafka_group_id}.backfill"
     started = time.monotonic()
-    ranges = plan(
-        settings,
-        group_id,
-        None if since == "earliest" else parse_time(since),
-        parse_time(until) if until else None,
-    )
+    begin = None if since == "earliest" else parse_time(since)
+    finish = parse_time(until) if until else None
     stop = threading.Event()
     stop_on_signals(stop)
-    writers = [
-        new_writer(
-            settings,
-            item.product,
-            stop,
-            path,
-            group_id=group_id,
-            start_offset=item.start,
-            end_offset=item.end,
-        )
-        for item in ranges
-    ]
+    ranges: list[Range] = []
+    writers: list[PartitionWriter] = []
+    for stream in streams(settings):
+        for item in plan(settings, group_id, begin, finish, stream):
+            ranges.append(item)
+            writers.append(
+                new_writer(
+                    settings,
+                    item.product,
+                    stop,
+                    path,
+                    stream,
+                    group_id=group_id,
+                    start_offset=item.start,
+                    end_offset=item.end,
+                )
+            )
     for item in ranges:
-        log.info("backfill range", product=item.product, start=item.start, end=item.end)
+        log.info(
+            "backfill range", product=item.product, table=item.table, start=item.start, end=item.end
+        )
     failure: Fatal | None = None
     try:
         supervise(writers, stop, settings.shutdown_timeout_s)
@@ -153,17 +165,17 @@ def summarise(
 
 def print_summary(ranges: list[Range], writers: list[PartitionWriter]) -> None:
     print(
-        f"{'product':<12}{'offsets':>22}{'written':>12}{'duplicates':>12}"
+        f"{'writer':<16}{'offsets':>22}{'written':>12}{'duplicates':>12}"
         f"{'dead letters':>14}{'snapshots':>11}"
     )
     for item, writer in zip(ranges, writers, strict=True):
         counts = writer.counts
         print(
-            f"{item.product:<12}{f'{item.start}..{item.end}':>22}{counts.written:>12}"
+            f"{writer.label:<16}{f'{item.start}..{item.end}':>22}{counts.written:>12}"
             f"{counts.duplicates:>12}{counts.dead_letters:>14}{counts.snapshots:>11}"
         )
     print(
-        f"{'total':<12}{'':>22}{sum(w.counts.written for w in writers):>12}"
+        f"{'total':<16}{'':>22}{sum(w.counts.written for w in writers):>12}"
         f"{sum(w.counts.duplicates for w in writers):>12}"
         f"{sum(w.counts.dead_letters for w in writers):>14}"
         f"{sum(w.counts.snapshots for w in writers):>11}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from confluent_kafka import Message
@@ -36,6 +37,10 @@ class Batch:
     snapshots: int = 0
     last_offset: int = -1
     received_ns: list[int] = field(default_factory=list)  # live only: for the latency metric
+
+
+# decode(records, product, partition, keep_received): what a writer calls on each poll.
+Decoder = Callable[[list[Message], str, int, bool], Batch]
 
 
 def decode_batch(

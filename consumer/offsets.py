@@ -42,12 +42,13 @@ class OffsetCommitter:
         log: Any,
         interval_s: float = COMMIT_INTERVAL_S,
         on_answer: Callable[[bool], None] = lambda _ok: None,
+        table: str = "order",
     ) -> None:
         self._topic, self._partition = topic, partition
         self._log = log
         self._interval_s = interval_s
         self._on_answer = on_answer  # True for an acknowledged commit, False for a failed one
-        self._commits = metrics.OFFSET_COMMITS.labels(product=product)  # the same series
+        self._commits = metrics.OFFSET_COMMITS.labels(product=product, table=table)
         self.stored: int | None = None  # next offset after the rows MySQL committed
         self.acknowledged: int | None = None  # what the broker confirmed
         self._in_flight: int | None = None  # sent, not answered yet

@@ -54,13 +54,16 @@ class PartitionClient:
         probe: Probe,
         log: Any,
         live: bool,
+        table: str = "order",
     ) -> None:
         self.topic_partition = TopicPartition(topic, partition)
         self._group_id = group_id
         self._make_consumer = make_consumer
         self._log = log
         self._live = live  # a backfill commits nothing
-        self.offsets = OffsetCommitter(topic, partition, product, log, on_answer=self._answered)
+        self.offsets = OffsetCommitter(
+            topic, partition, product, log, on_answer=self._answered, table=table
+        )
         # Fetching and committing are watched apart: records can flow from the partition's
         # leader while commits wait for a group coordinator that never answers.
         self.fetch_watch = ClientWatch("writer", topic, probe)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pymysql
 
 from consumer.settings import ConsumerSettings
-from consumer.sink import COLUMN_NAMES, SinkError, WritePath
+from consumer.sink import SinkError, WritePath
 from consumer.sink.connection import connect
 from consumer.sink.errors import from_mysql
+from consumer.streams import streams
 
 
 class PreflightError(Exception):
@@ -15,7 +16,8 @@ class PreflightError(Exception):
 
 
 def check_table(settings: ConsumerSettings) -> bool:
-    """The `order` table has every column the writer inserts; False if MySQL is away for now."""
+    """Each table written (`order`, and `trade` with the tape on) has every column the writer
+    inserts; False if MySQL is away for now."""
     try:
         connection = connect(settings, local_infile=False)
     except pymysql.MySQLError as exc:
@@ -23,10 +25,13 @@ def check_table(settings: ConsumerSettings) -> bool:
             return False  # the writers will wait for the database with backoff
         raise PreflightError(f"MySQL refused the connection: {exc.args[-1]}") from None
     with connection, connection.cursor() as cursor:
-        try:
-            cursor.execute(f"SELECT {', '.join(COLUMN_NAMES)} FROM `order` LIMIT 0")
-        except pymysql.MySQLError as exc:
-            raise PreflightError(f"table `order` does not fit the writer: {exc.args[-1]}") from None
+        for stream in streams(settings):
+            table = stream.table
+            try:
+                cursor.execute(f"SELECT {table.column_list} FROM `{table.name}` LIMIT 0")
+            except pymysql.MySQLError as exc:
+                why = f"table `{table.name}` does not fit the writer: {exc.args[-1]}"
+                raise PreflightError(why) from None
     return True
 
 

@@ -1,4 +1,7 @@
-"""`python -m consumer`: one pinned writer thread per owned product until SIGTERM/SIGINT.
+"""`python -m consumer`: one pinned writer thread per owned product and table until SIGTERM/SIGINT.
+
+`order` from KAFKA_TOPIC; `trade` from KAFKA_TRADES_TOPIC too when the trade tape is on
+(consumer/streams.py says why each table has writer threads of its own).
 
 A writer that fails for good stops the others (after their batch in hand) and the process
 exits with that failure's code and line (shared/failures.py): all owned instruments
@@ -15,7 +18,8 @@ from typing import Any
 
 from consumer import metrics
 from consumer.settings import ConsumerSettings
-from consumer.sink import MySQLOrderSink, WritePath
+from consumer.sink import MySQLSink, WritePath
+from consumer.streams import ORDERS, Stream, streams
 from consumer.writer import HEALTHY_LOOP_AGE_S, PartitionWriter
 from shared.dead_letters import DeadLetterPublisher
 from shared.failures import ExitCode, Fatal
@@ -42,12 +46,15 @@ def new_writer(
     product: str,
     stop: threading.Event,
     path: WritePath,
+    stream: Stream = ORDERS,
     **options: Any,
 ) -> PartitionWriter:
-    """A writer for `product` on its PRODUCTS-order partition, with real Kafka and MySQL."""
+    """A writer of `stream` for `product` on its PRODUCTS-order partition, with real Kafka
+    and MySQL."""
     partition = PartitionMap(settings.products).partition(product)
     assert partition is not None  # settings checked CONSUMER_PRODUCTS against PRODUCTS
     dlq = settings.kafka_dlq_topic
+    topic = stream.topic_of(settings)
 
     def dead_letters() -> DeadLetterPublisher:
         return DeadLetterPublisher(
@@ -63,12 +70,15 @@ def new_writer(
         product,
         partition,
         stop,
-        sink=MySQLOrderSink(settings, path),
+        sink=MySQLSink(settings, path, stream.table),
         make_consumer=lambda group, on_commit: pinned_consumer(
             settings, group, on_commit=on_commit
         ),
         dead_letters=dead_letters,
-        probe=topic_probe(settings, settings.kafka_topic, partition + 1),
+        probe=topic_probe(settings, topic, partition + 1),
+        topic=topic,
+        decode=stream.decode,
+        table=stream.name,
         **options,
     )
 
@@ -83,10 +93,12 @@ def health(
         stalled_s = writer.stalled_for(now)
         loop_age = now - writer.status.last_loop
         problem = writer_problem(writer, stalled_s >= stall_s, loop_age)
-        metrics.WRITER_STALLED.labels(product=writer.product).set(int(problem is not None))
+        stalled = metrics.WRITER_STALLED.labels(product=writer.product, table=writer.table)
+        stalled.set(int(problem is not None))
         if problem is not None:
-            problems.append(f"writer {writer.product}: {problem}")
-        details[writer.product] = {
+            problems.append(f"writer {writer.label}: {problem}")
+        details[writer.label] = {  # `BTC-USD` for `order`, `BTC-USD/trade` for `trade`
+            "table": writer.table,
             "alive": writer.is_alive(),
             "partition": writer.partition,
             "state": writer.status.state,
@@ -99,7 +111,8 @@ def health(
     extra = {"write_path": path.chosen} if path is not None else {}
     return not problems, {
         "reason": "; ".join(problems) or None,
-        "products": [w.product for w in writers],
+        "products": list(dict.fromkeys(w.product for w in writers)),
+        "tables": sorted({w.table for w in writers}),
         **extra,
         "writers": details,
     }
@@ -133,15 +146,15 @@ def supervise(writers: Sequence[PartitionWriter], stop: threading.Event, timeout
         writer.join(max(0.0, deadline - time.monotonic()))
     log.info(
         "consumer stopped",
-        written={w.product: w.counts.written for w in writers},
-        duplicates={w.product: w.counts.duplicates for w in writers},
-        dead_letters={w.product: w.counts.dead_letters for w in writers},
-        next_offsets={w.product: w.status.next_offset for w in writers},
+        written={w.label: w.counts.written for w in writers},
+        duplicates={w.label: w.counts.duplicates for w in writers},
+        dead_letters={w.label: w.counts.dead_letters for w in writers},
+        next_offsets={w.label: w.status.next_offset for w in writers},
     )
     failed = [writer.error for writer in writers if writer.error is not None]
     if failed:
         raise failed[0]
-    stuck = [writer.product for writer in writers if writer.is_alive()]
+    stuck = [writer.label for writer in writers if writer.is_alive()]
     if stuck:
         raise Fatal(f"writers did not stop within SHUTDOWN_TIMEOUT_S: {', '.join(stuck)}")
     return ExitCode.OK
@@ -150,7 +163,11 @@ def supervise(writers: Sequence[PartitionWriter], stop: threading.Event, timeout
 def run(settings: ConsumerSettings, path: WritePath) -> int:
     stop = threading.Event()
     stop_on_signals(stop)
-    writers = [new_writer(settings, product, stop, path) for product in settings.owned_products]
+    writers = [
+        new_writer(settings, product, stop, path, stream)
+        for stream in streams(settings)
+        for product in settings.owned_products
+    ]
     serve(
         settings.consumer_metrics_port,
         lambda: health(writers, settings.health_stall_s, path),
@@ -159,6 +176,7 @@ def run(settings: ConsumerSettings, path: WritePath) -> int:
     log.info(
         "consumer starting",
         products=settings.owned_products,
+        tables=[stream.name for stream in streams(settings)],
         group=settings.kafka_group_id,
         write_path=path.chosen,
     )

@@ -1,4 +1,9 @@
-"""One writer thread: a product's partition -> its rows in `order`.
+"""One writer thread: a product's partition of one topic -> its rows in one table.
+
+The writer is generic: what it reads and writes is a `decode` function (a topic's records ->
+rows and dead letters) and a `sink` (rows -> a table). `order` from KAFKA_TOPIC is
+consumer/decode.py + the ORDER layout; `trade` from KAFKA_TRADES_TOPIC is
+consumer/decode_trade.py + the TRADE layout (consumer/streams.py pairs them).
 
 One loop: poll (a long wait while idle, which returns at the first record; then a short
 one while the batch fills) -> decode -> dead letters acknowledged -> `sink.write` (one
@@ -20,11 +25,11 @@ from confluent_kafka import OFFSET_STORED, Message
 from tenacity import Retrying, retry_if_exception, wait_exponential_jitter
 
 from consumer import metrics
-from consumer.decode import Batch, decode_batch
+from consumer.decode import Batch, Decoder, decode_batch
 from consumer.failures import as_fatal, is_transient
 from consumer.partition_client import ConsumerFactory, PartitionClient
 from consumer.settings import ConsumerSettings
-from consumer.sink import OrderSink, SinkError, WriteResult
+from consumer.sink import Sink, SinkError, WriteResult
 from shared.dead_letters import DeadLetterPublisher
 from shared.failures import Fatal
 from shared.logs import get_logger
@@ -65,17 +70,25 @@ class PartitionWriter(threading.Thread):
         product: str,
         partition: int,
         stop: threading.Event,
-        sink: OrderSink,
+        sink: Sink,
         make_consumer: ConsumerFactory,
         dead_letters: Callable[[], DeadLetterPublisher],
         probe: Probe,
         group_id: str | None = None,
         start_offset: int = OFFSET_STORED,
         end_offset: int | None = None,
+        topic: str | None = None,
+        decode: Decoder = decode_batch,
+        table: str = "order",
     ) -> None:
-        super().__init__(name=f"writer-{product}", daemon=True)
+        label = product if table == "order" else f"{product}/{table}"
+        super().__init__(name=f"writer-{label}", daemon=True)
         self.settings = settings
         self.product = product
+        self.table = table
+        self.label = label  # names the writer in /healthz and the summaries
+        self.topic = topic or settings.kafka_topic
+        self.decode = decode
         self.partition = partition
         self.group_id = group_id or settings.kafka_group_id
         self.start_offset = start_offset
@@ -86,11 +99,11 @@ class PartitionWriter(threading.Thread):
         self.counts = WriterCounts()
         self.error: Fatal | None = None
         self.client: PartitionClient | None = None
-        self.log = get_logger(__name__, product=product, partition=partition)
+        self.log = get_logger(__name__, product=product, table=table, partition=partition)
         self._make_consumer = make_consumer
         self._make_dead_letters = dead_letters
         self._probe = probe
-        self.metrics = metrics.ProductMetrics(product)
+        self.metrics = metrics.ProductMetrics(product, table)
         self._next_batch_at = 0.0  # monotonic time before which the next batch keeps filling
 
     @property
@@ -102,7 +115,7 @@ class PartitionWriter(threading.Thread):
     def run(self) -> None:
         try:
             self.client = client = PartitionClient(
-                self.settings.kafka_topic,
+                self.topic,
                 self.partition,
                 self.product,
                 self.group_id,
@@ -110,6 +123,7 @@ class PartitionWriter(threading.Thread):
                 self._probe,
                 self.log,
                 live=self.live,
+                table=self.table,
             )
             dead_letters = self._make_dead_letters()
             start = self.start_offset
@@ -140,7 +154,7 @@ class PartitionWriter(threading.Thread):
         if self.stop.is_set() and is_transient(exc):
             self.log.info("writer stopped mid-batch; the batch will be replayed", error=str(exc))
             return
-        self.error = as_fatal(exc, self.product, self.settings.mysql_user)
+        self.error = as_fatal(exc, self.label, self.settings.mysql_user)
         if isinstance(exc, Fatal | SinkError) or not isinstance(exc, Exception):
             self.log.error("writer failed", error=str(self.error))
         else:  # not anticipated: its traceback, once, for whoever fixes it
@@ -186,7 +200,7 @@ class PartitionWriter(threading.Thread):
     def write_batch(
         self, client: PartitionClient, dead_letters: DeadLetterPublisher, messages: list[Message]
     ) -> None:
-        batch = decode_batch(messages, self.product, self.partition, keep_received=self.live)
+        batch = self.decode(messages, self.product, self.partition, self.live)
         if batch.last_offset < 0:
             return
         if batch.rejected:
@@ -299,6 +313,6 @@ class PartitionWriter(threading.Thread):
             pause.pause()
         self.status.state = "retrying"
         self.status.last_loop = time.monotonic()
-        metrics.RETRIES.labels(product=self.product, operation=operation).inc()
+        metrics.RETRIES.labels(product=self.product, table=self.table, operation=operation).inc()
         if first:  # later attempts show in consumer_retries_total and /healthz
             self.log.warning("transient failure, retrying", operation=operation, error=repr(error))

@@ -27,7 +27,7 @@ PROFILES: tuple[tuple[str, ...], ...] = (
     ("per-instrument",),
     ("demo", "monitoring", "per-instrument"),
 )
-DEMO = ("simulator", "topics", "producer", "consumer", "analysis")
+DEMO = ("simulator", "topics", "producer", "consumer", "analysis", "repair")
 PER_INSTRUMENT = {
     "consumer-eth-btc": "ETH-BTC",
     "consumer-btc-usd": "BTC-USD",
@@ -119,6 +119,7 @@ def compose_env(pipeline: Pipeline, python_image: str) -> dict[str, str]:
         "PRODUCER_METRICS_PORT",
         "CONSUMER_METRICS_PORT",
         "ANALYSIS_PORT",
+        "REPAIR_METRICS_PORT",
         "ETH_BTC_METRICS_PORT",
         "BTC_USD_METRICS_PORT",
         "BTC_EUR_METRICS_PORT",

@@ -49,7 +49,7 @@ def build_images(compose: Compose, python_image: str) -> None:
     """One service per image (simulator and the per-instrument consumers share them), one at
     a time: the classic builder runs every stage before the target, so parallel builds would
     repeat the same pip installs, where one after another reuse the cached layers."""
-    services = ("topics", "producer", "consumer", "analysis")
+    services = ("topics", "producer", "consumer", "analysis", "repair")
     args = ("build", "--build-arg", f"PYTHON_IMAGE={python_image}", *services)
     compose(*args, parallel=1, quiet=False)
 

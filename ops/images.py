@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-PROJECT_PACKAGES = ("shared", "producer", "consumer", "analysis", "simulator")
+PROJECT_PACKAGES = ("shared", "producer", "consumer", "analysis", "repair", "simulator")
 # image (Dockerfile target) -> (its lock's extra, what it runs: every module of these must
 # import, and with them whatever they use of shared/)
 IMAGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "producer": ("producer", ("producer",)),
     "consumer": ("consumer", ("consumer",)),
     "analysis": ("analysis", ("analysis",)),
+    "repair": ("repair", ("repair",)),
     "base": ("tools", ("simulator", "shared.topics")),
 }
 # Installed into every venv by `python -m venv`, not by the lock.

@@ -278,13 +278,15 @@ class Pipeline:
         finally:
             consumer.close()
 
-    def committed_offsets(self) -> list[int]:
-        """The consumer group's committed offset of each ticker partition (negative: none)."""
+    def committed_offsets(self, topic: str | None = None) -> list[int]:
+        """The consumer group's committed offset of each partition of `topic` (default: the
+        ticker topic; negative: none)."""
         consumer = Consumer(
             {"bootstrap.servers": self.services.bootstrap, "group.id": self.group_id}
         )
         try:
-            wanted = [TopicPartition(self.topic, p) for p in range(len(self.products))]
+            topic = topic or self.topic
+            wanted = [TopicPartition(topic, p) for p in range(len(self.products))]
             return [tp.offset for tp in consumer.committed(wanted, timeout=10)]
         finally:
             consumer.close()

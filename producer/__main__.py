@@ -1,4 +1,4 @@
-"""python -m producer: Coinbase ticker feed -> Kafka, until SIGTERM/SIGINT."""
+"""python -m producer: Coinbase ticker feed (and the trade tape) -> Kafka, until SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m producer",
         description="Reads the Coinbase ticker feed on FEED_CONNECTIONS redundant WebSocket "
-        "sessions and publishes every tick, raw, to its product's Kafka partition.",
+        "sessions and publishes every tick, raw, to its product's Kafka partition; with "
+        "KAFKA_TRADES_TOPIC set, every match frame too (the trade tape), once per trade id.",
         epilog=f"{describe(ProducerSettings)}\n\n{EXIT_CODES_HELP}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -102,11 +102,16 @@ class Backoff:
         self.attempt = 0
 
 
+def channels(settings: ProducerSettings) -> list[str]:
+    """`matches` too when the trade tape is on (KAFKA_TRADES_TOPIC set)."""
+    return ["ticker", "heartbeat"] + (["matches"] if settings.kafka_trades_topic else [])
+
+
 def subscribe_message(settings: ProducerSettings) -> bytes:
     message: dict[str, object] = {
         "type": "subscribe",
         "product_ids": list(settings.products),
-        "channels": ["ticker", "heartbeat"],
+        "channels": channels(settings),
     }
     key, secret, passphrase = (
         settings.coinbase_api_key,
@@ -239,6 +244,7 @@ class Connection:
                     connection=self.state.label,
                     url=self.settings.coinbase_ws_url,
                     products=self.settings.products,
+                    channels=channels(self.settings),
                 )
                 return await self._read(websocket)
         except ConnectionClosed as exc:

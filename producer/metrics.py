@@ -21,6 +21,32 @@ MISSED_TRADES = Tally("producer_missed_trade_ids", "Trade ids skipped between ti
 TICKS_REPEATED = Tally(
     "producer_ticks_repeated", "Tickers skipped as exact repeats of a published one", "product"
 )
+# The trade tape (KAFKA_TRADES_TOPIC): every match, deduped by (product, trade_id).
+TRADES_IN = Tally(
+    "producer_trades_received", "Trades received (first arrival of each trade id)", "product"
+)
+TRADES_ENQUEUED = Tally("producer_trades_enqueued", "Match frames handed to Kafka", "product")
+TRADES_OUT = Tally("producer_trades_published", "Match frames acknowledged by Kafka", "product")
+TRADES_REPEATED = Tally(
+    "producer_trades_repeated", "Match frames skipped: their trade id was published", "product"
+)
+TRADES_LATE = Tally(
+    "producer_trades_late", "Trades published below the product's newest trade id", "product"
+)
+TRADE_HOLES = Tally(
+    "producer_trade_holes",
+    "Jumps in trade_id on the matches stream: holes in the tape that repair must fill",
+    "product",
+)
+TRADE_IDS_MISSING = Tally(
+    "producer_trade_ids_missing", "Trade ids skipped at those jumps", "product"
+)
+TRADES_DELIVERY_FAILURES = Tally(
+    "producer_trades_delivery_failures", "Match frames Kafka did not acknowledge", "product"
+)
+TRADES_DROPPED_BUFFER_FULL = Tally(
+    "producer_trades_dropped_buffer_full", "Match frames dropped: Kafka buffer full", "product"
+)
 SEQUENCE_ANOMALIES = Counter(
     "producer_sequence_anomalies_total",
     "Tickers published with a sequence out of order or far from the previous one",

@@ -1,4 +1,4 @@
-"""Frame routing: what one WebSocket frame is, and whether it goes on as a tick.
+"""Frame routing: what one WebSocket frame is, and whether it goes on as a tick or a trade.
 
 Parses only what routing and gap watching need (type, product_id, sequence, trade_id);
 the consumer validates the rest. Pure functions and a small per-product state. Size is no
@@ -30,6 +30,16 @@ class Tick:
 
 
 @dataclass(slots=True)
+class Match:
+    """A `match` / `last_match` frame of a configured product: published raw to the tape."""
+
+    kind: str  # "match" or "last_match"
+    product: str
+    partition: int
+    trade_id: int
+
+
+@dataclass(slots=True)
 class Control:
     """A frame that is handled, never published: subscriptions, heartbeat, unknown types."""
 
@@ -52,11 +62,14 @@ class Reject:
     product: str | None = None
 
 
-Route = Tick | Control | FeedError | Reject
+Route = Tick | Match | Control | FeedError | Reject
+
+MATCH_TYPES = ("match", "last_match")  # a tuple: `in` compares, so any JSON type is safe
 
 
-def route(frame: bytes, partitions: PartitionMap) -> Route:
-    """Classify one raw frame."""
+def route(frame: bytes, partitions: PartitionMap, matches: bool = False) -> Route:
+    """Classify one raw frame; `match` / `last_match` frames are trades only with `matches`
+    (the tape on), otherwise control frames like any type the producer does not publish."""
     try:
         message = orjson.loads(frame)
     except orjson.JSONDecodeError:
@@ -67,7 +80,9 @@ def route(frame: bytes, partitions: PartitionMap) -> Route:
     product = message.get("product_id")
     if kind == "error":
         return FeedError(f"{message.get('message')}: {message.get('reason')}")
-    if kind != "ticker":
+    if kind != "ticker":  # tickers first: the tape costs the ticker path nothing
+        if matches and kind in MATCH_TYPES:
+            return _route_match(kind, product, message.get("trade_id"), partitions)
         return Control(str(kind), product if isinstance(product, str) else None)
     if not isinstance(product, str) or not product:
         return Reject("ticker without product_id")
@@ -79,6 +94,19 @@ def route(frame: bytes, partitions: PartitionMap) -> Route:
         if value is not None and (type(value) is not int or value < 0):
             return Reject(f"ticker {name} is not a non-negative integer", product)
     return Tick(product, partition, sequence, trade_id)
+
+
+def _route_match(kind: str, product: object, trade_id: object, partitions: PartitionMap) -> Route:
+    # trade_id is what the tape dedupes on and proves complete by: a match without a usable
+    # one is a dead letter. Prices, sizes and times are the consumer's to validate.
+    if not isinstance(product, str) or not product:
+        return Reject(f"{kind} without product_id")
+    partition = partitions.partition(product)
+    if partition is None:
+        return Reject(f"{kind} for unknown product {product[:40]!r}", product[:40])
+    if type(trade_id) is not int or trade_id < 0:
+        return Reject(f"{kind} trade_id is not a non-negative integer", product)
+    return Match(kind, product, partition, trade_id)
 
 
 @dataclass(slots=True)

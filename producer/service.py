@@ -1,5 +1,5 @@
 """`python -m producer`: feed -> route -> publish, until SIGTERM/SIGINT, then flush and exit
-(0, or 3 when ticks were not delivered; 1 when Kafka failed for good)."""
+(0, or 3 when ticks or trades were not delivered; 1 when Kafka failed for good)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from producer.router import (
     REMEMBERED_FRAMES,
     Control,
     FeedError,
+    Match,
     RecentFrames,
     Reject,
     SequenceWatch,
@@ -22,6 +23,7 @@ from producer.router import (
     route,
 )
 from producer.settings import ProducerSettings
+from producer.tape import TradeTape
 from shared.failures import ExitCode, Fatal
 from shared.logs import get_logger
 from shared.observability import serve
@@ -36,10 +38,17 @@ class FrameDispatcher:
     """What happens to each frame of every connection, in arrival order (never blocks)."""
 
     def __init__(
-        self, partitions: PartitionMap, publisher: Publisher, feed: FeedState, connections: int
+        self,
+        partitions: PartitionMap,
+        publisher: Publisher,
+        feed: FeedState,
+        connections: int,
+        tape: TradeTape | None = None,
     ) -> None:
         self.partitions = partitions
         self.publisher = publisher
+        self.tape = tape  # None: the trade tape is off, match frames are control frames
+        self._matches = tape is not None
         self.watch = SequenceWatch()
         # One connection never repeats a frame: nothing to remember then.
         self.published = RecentFrames(REMEMBERED_FRAMES if connections > 1 else 0)
@@ -55,14 +64,18 @@ class FrameDispatcher:
             metrics.FRAMES.add("ticker")
             metrics.TICKS_REPEATED.add(repeated)
             return True
-        routed = route(frame, self.partitions)
+        routed = route(frame, self.partitions, self._matches)
         if isinstance(routed, Tick):
             metrics.FRAMES.add("ticker")
             self.on_tick(routed, frame, received_ns, connection)
+        elif isinstance(routed, Match):
+            metrics.FRAMES.add(routed.kind)
+            if self.tape is not None:  # always so: route() makes matches only for a tape
+                self.tape.on_match(routed, frame, received_ns)
         elif isinstance(routed, Control):
             metrics.FRAMES.add(routed.type[:32])
         elif isinstance(routed, Reject):
-            # Once per connection that received it: a bad frame has no sequence to dedupe on.
+            # Once per connection that received it: a bad frame has no key to dedupe on.
             metrics.FRAMES.add("rejected")
             self.publisher.dead_letter(frame, routed.reason, routed.product)
         elif isinstance(routed, FeedError):
@@ -135,7 +148,7 @@ def health(
         if state.connected and now - state.last_frame_at < settings.feed_stale_after_s
     ]
     fill = publisher.in_flight() / publisher.capacity
-    stalled_s = publisher.stalled_for()
+    stalled, stalled_s = publisher.stall()
     problems = [
         problem
         for problem, present in (
@@ -143,7 +156,7 @@ def health(
             ("no live feed connection", not live),
             ("Kafka unreachable", not publisher.kafka_reachable),
             (
-                f"ticks waiting {stalled_s:.0f} s without an acknowledgement",
+                f"{stalled} waiting {stalled_s:.0f} s without an acknowledgement",
                 stalled_s >= settings.health_stall_s,
             ),
             (f"buffer {fill:.0%} full", fill >= 0.9),
@@ -167,8 +180,9 @@ async def run(settings: ProducerSettings) -> int:
     publisher (its delivery thread first, then the flush), then the summary, then the code."""
     partitions = PartitionMap(settings.products)
     publisher = Publisher(settings, partitions, source=settings.coinbase_ws_url)
+    tape = TradeTape(publisher) if publisher.trades is not None else None
     feed_state = FeedState()
-    dispatcher = FrameDispatcher(partitions, publisher, feed_state, settings.feed_connections)
+    dispatcher = FrameDispatcher(partitions, publisher, feed_state, settings.feed_connections, tape)
     feed = Feed(settings, dispatcher, feed_state)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -188,6 +202,7 @@ async def run(settings: ProducerSettings) -> int:
             "producer starting",
             products=settings.products,
             topic=settings.kafka_topic,
+            trades_topic=settings.kafka_trades_topic or "off",
             connections=settings.feed_connections,
         )
         await feed.run()
@@ -197,6 +212,8 @@ async def run(settings: ProducerSettings) -> int:
         if publisher.failure is not None:  # Kafka failed for good: what waits stays there
             flush_s = min(flush_s, FAILED_FLUSH_S)
         undelivered = await asyncio.to_thread(publisher.close, flush_s)
+        if tape is not None:
+            tape.flush()
         log.info(
             "producer stopped",
             received=dict(metrics.TICKS_IN.values),
@@ -208,16 +225,45 @@ async def run(settings: ProducerSettings) -> int:
             dropped_buffer_full=dict(metrics.DROPPED_BUFFER_FULL.values),
             dead_lettered_too_large=oversize.dead_lettered(),  # Kafka refused: in the DLQ, cut
             dead_letters_not_delivered=publisher.dead_letters_undelivered,
+            trades=trades_summary(publisher),
             undelivered=undelivered,
         )
+    lost = not_delivered(publisher)
     if publisher.failure is not None:
-        raise Fatal(f"{publisher.failure}; {undelivered} ticks not delivered to Kafka")
+        raise Fatal(f"{publisher.failure}; {lost}")
     if undelivered:
-        # Non-zero: these ticks are lost unless the feed is replayed, and an orchestrator
-        # or drill must see that, not a clean stop.
+        # Non-zero: these frames are lost unless the feed is replayed (trades: repaired from
+        # REST), and an orchestrator or drill must see that, not a clean stop.
         raise Fatal(
-            f"{undelivered} ticks not delivered to Kafka (refused, or not acknowledged within "
+            f"{lost} (refused, or not acknowledged within "
             f"FLUSH_TIMEOUT_S={settings.flush_timeout_s:g})",
             ExitCode.UNDELIVERED,
         )
     return ExitCode.OK
+
+
+def trades_summary(publisher: Publisher) -> dict[str, Any] | str:
+    """The trade tape's part of the closing line, per product ("off" without a tape)."""
+    if publisher.trades is None:
+        return "off"
+    return {
+        "topic": publisher.trades.topic,
+        "received": dict(metrics.TRADES_IN.values),
+        "repeats_skipped": dict(metrics.TRADES_REPEATED.values),
+        "holes": dict(metrics.TRADE_HOLES.values),
+        "missing_trade_ids": dict(metrics.TRADE_IDS_MISSING.values),
+        "late": dict(metrics.TRADES_LATE.values),
+        "enqueued": dict(metrics.TRADES_ENQUEUED.values),
+        "delivered": dict(metrics.TRADES_OUT.values),
+        "not_delivered": dict(metrics.TRADES_DELIVERY_FAILURES.values),
+        "dropped_buffer_full": dict(metrics.TRADES_DROPPED_BUFFER_FULL.values),
+        "undelivered": publisher.trades.undelivered,
+    }
+
+
+def not_delivered(publisher: Publisher) -> str:
+    """'N ticks not delivered to Kafka', with the trades when the tape is on."""
+    ticks = publisher.ticks.undelivered
+    if publisher.trades is None:
+        return f"{ticks} ticks not delivered to Kafka"
+    return f"{ticks} ticks and {publisher.trades.undelivered} trades not delivered to Kafka"

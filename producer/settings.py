@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
 from shared.settings import CommonSettings, Port
 
@@ -33,3 +33,11 @@ class ProducerSettings(CommonSettings):
     # Largest WebSocket message read; a bigger one makes websockets close the connection
     # (1009). Generous: a valid ticker with a large extra field must not cost the session.
     feed_max_frame_bytes: int = Field(16 * 1024 * 1024, ge=64 * 1024, le=256 * 1024 * 1024)
+
+    @field_validator("kafka_trades_topic")
+    @classmethod
+    def _own_trades_topic(cls, value: str, info: ValidationInfo) -> str:
+        # Trades on the ticker or dead-letter topic would be read there as bad ticks.
+        if value and value in (info.data.get("kafka_topic"), info.data.get("kafka_dlq_topic")):
+            raise ValueError("must differ from KAFKA_TOPIC and KAFKA_DLQ_TOPIC")
+        return value

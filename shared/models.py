@@ -119,3 +119,46 @@ class SnapshotTicker(BaseModel):
     side: None = None
     time: None = None
     last_size: None = None
+
+
+# ---------------------------------------------------------------------- the trade tape
+
+OrderId = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z-]{1,64}$")]  # a UUID
+
+
+@with_config(ConfigDict(strict=True, extra="ignore"))
+class MatchFrame(TypedDict):
+    """A `match` (or the subscribe-time `last_match`) frame: one row of `trade`.
+
+    `side` is the maker's. Order ids are checked against a plain pattern because the
+    writer formats rows without an escaper (consumer/sink/layout.py).
+    """
+
+    type: Literal["match", "last_match"]
+    product_id: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+    trade_id: Annotated[int, Field(ge=0, le=MAX_BIGINT)]
+    sequence: Annotated[int, Field(ge=1, le=MAX_BIGINT)]
+    maker_order_id: OrderId
+    taker_order_id: OrderId
+    side: Literal["buy", "sell"]
+    size: DecimalString
+    price: DecimalString
+    time: FeedTime
+
+
+@with_config(ConfigDict(strict=True, extra="ignore"))
+class RestTrade(TypedDict):
+    """A trade object of REST `/products/{id}/trades`, as the repair command publishes it.
+
+    It names no product: the record's partition (and key) does.
+    """
+
+    trade_id: Annotated[int, Field(ge=0, le=MAX_BIGINT)]
+    side: Literal["buy", "sell"]
+    size: DecimalString
+    price: DecimalString
+    time: FeedTime
+
+
+MATCH_FRAME = TypeAdapter(MatchFrame)
+REST_TRADE = TypeAdapter(RestTrade)

@@ -19,11 +19,14 @@ class WriteResult:
     duplicates: int  # rows already stored (a replay): skipped, never changed
 
 
-class OrderSink(Protocol):
-    """Stores rows of `order`; idempotent on (product_id, sequence)."""
+class Sink(Protocol):
+    """Stores rows of one table; idempotent on its primary key (a replay changes nothing)."""
 
     def write(self, rows: list[Row]) -> WriteResult:
         """Store `rows` in one transaction and commit, or raise a SinkError (nothing stored)."""
         ...
 
     def close(self) -> None: ...
+
+
+OrderSink = Sink  # the name `order`'s callers know

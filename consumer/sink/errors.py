@@ -1,4 +1,4 @@
-"""What can go wrong writing to `order`, and whether a retry can cure it.
+"""What can go wrong writing to a table (`order`, `trade`), and whether a retry can cure it.
 
 Every failure leaves the sink as one `SinkError`; the writer retries those that are
 `retriable` (with the partition paused) and stops the process on the others.
@@ -34,7 +34,7 @@ TRANSIENT_CODES = frozenset(
 
 
 class SinkError(Exception):
-    """A write to `order` failed; `retriable` says whether trying again can help."""
+    """A write to a table failed; `retriable` says whether trying again can help."""
 
     retriable = False
 

@@ -1,4 +1,4 @@
-"""The row layout of `order`, written once by column name; both write paths derive from it.
+"""The row layout of a table, written once by column name; both write paths derive from it.
 
 A row is a dict keyed by column name (the ticker's fields plus what the consumer adds).
 Each path formats it with one template built here, so the INSERT, the LOAD DATA file and
@@ -7,8 +7,11 @@ the column list can never disagree by position.
 Formatting is done without a general-purpose escaper (the hot path's main cost). That is
 safe because decoding lets through only: the writer's own product id (a configured
 `[A-Z0-9]+-[A-Z0-9]+`), ints, decimal strings of digits and one dot, `buy`/`sell`,
-DATETIME literals the consumer formatted itself, and None. None of these can hold a
-quote, a backslash, a tab or a newline.
+DATETIME literals the consumer formatted itself, order ids of `[0-9A-Za-z-]`, `ws`/`rest`,
+and None. None of these can hold a quote, a backslash, a tab or a newline.
+
+`ORDER` is `order`'s layout (its columns are also exported as COLUMNS, COLUMN_NAMES, …);
+another table's lives in a module of its own (consumer/sink/trade_layout.py).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any, Literal
 from shared.models import DECIMAL_FIELDS, TradeTicker
 
 Row = dict[str, object]
-Kind = Literal["int", "text", "nullable"]
+Kind = Literal["int", "text", "nullable", "nullable_int"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,26 +47,35 @@ COLUMNS: tuple[Column, ...] = (
     Column("kafka_partition", "int"),
     Column("kafka_offset", "int"),
 )
-COLUMN_NAMES = tuple(column.name for column in COLUMNS)
-COLUMN_LIST = ", ".join(f"`{name}`" for name in COLUMN_NAMES)
 
 
 class Format:
-    """One path's text for a batch of rows, compiled once from COLUMNS.
+    """One path's text for a batch of rows, compiled once from a table's columns.
 
     The renderer is an f-string generated from the layout (as `dataclasses` generates
     `__init__`): three times faster than `str.format_map`, and still written once, by
     column name. Int columns go through `:d`, so a non-int there fails loudly.
     """
 
-    def __init__(self, start: str, separator: str, end: str, quote: str, null: str) -> None:
+    def __init__(
+        self,
+        start: str,
+        separator: str,
+        end: str,
+        quote: str,
+        null: str,
+        columns: tuple[Column, ...],
+    ) -> None:
         fields = []
-        for column in COLUMNS:
+        for column in columns:
             value = f"r[{column.name!r}]"
             if column.kind == "int":
                 fields.append(f"{{{value}:d}}")
             elif column.kind == "text":
                 fields.append(f"{quote}{{{value}}}{quote}")
+            elif column.kind == "nullable_int":
+                value = f"r.get({column.name!r})"
+                fields.append(f"{{NULL if {value} is None else '%d' % {value}}}")
             else:  # absent from the frame (a missing optional field) or None
                 value = f"r.get({column.name!r})"
                 fields.append(f"{{NULL if {value} is None else Q + {value} + Q}}")
@@ -79,7 +91,21 @@ class Format:
         return self._render(rows)
 
 
-# `(…),(…),` for INSERT … VALUES (the caller drops the last comma).
-SQL_VALUES = Format(start="(", separator=",", end="),", quote="'", null="NULL")
-# Tab-separated lines for LOAD DATA, `\N` for NULL.
-TSV_LINES = Format(start="", separator="\t", end="\n", quote="", null="\\N")
+class Table:
+    """One table's column list and both paths' renderers, compiled once from its columns."""
+
+    def __init__(self, name: str, columns: tuple[Column, ...]) -> None:
+        self.name = name
+        self.columns = columns
+        self.column_names = tuple(column.name for column in columns)
+        self.column_list = ", ".join(f"`{name}`" for name in self.column_names)
+        # `(…),(…),` for INSERT … VALUES (the caller drops the last comma).
+        self.sql_values = Format("(", ",", "),", quote="'", null="NULL", columns=columns)
+        # Tab-separated lines for LOAD DATA, `\N` for NULL.
+        self.tsv_lines = Format("", "\t", "\n", quote="", null="\\N", columns=columns)
+
+
+ORDER = Table("order", COLUMNS)
+# `order`'s, under the names the tests and the benchmark import.
+COLUMN_NAMES, COLUMN_LIST = ORDER.column_names, ORDER.column_list
+SQL_VALUES, TSV_LINES = ORDER.sql_values, ORDER.tsv_lines

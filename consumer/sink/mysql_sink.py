@@ -1,4 +1,5 @@
-"""Batches into MySQL `order`: one transaction per batch, idempotent on (product_id, sequence).
+"""Batches into a MySQL table (`order`, `trade`): one transaction per batch, idempotent on
+the table's primary key ((product_id, sequence) for `order`, (product_id, trade_id) for `trade`).
 
 Two paths with the same guarantees:
 - `load_data`: one `LOAD DATA LOCAL INFILE … IGNORE` per batch, streamed from memory
@@ -31,19 +32,28 @@ from consumer.sink.errors import (
     UnexpectedWarning,
     from_mysql,
 )
-from consumer.sink.layout import COLUMN_LIST, SQL_VALUES, TSV_LINES, Row
+from consumer.sink.layout import ORDER, Row, Table
 from shared.logs import get_logger
 
 log = get_logger(__name__)
 
-INSERT_PREFIX = f"INSERT IGNORE INTO `order` ({COLUMN_LIST}) VALUES "
 ROWS_PER_STATEMENT = 1000  # keeps each statement well under max_allowed_packet
-# The file name is a label only: BatchConnection answers with the batch, whatever it says.
-LOAD_STATEMENT = (
-    "LOAD DATA LOCAL INFILE 'batch' IGNORE INTO TABLE `order` CHARACTER SET ascii "
-    "FIELDS TERMINATED BY '\\t' ENCLOSED BY '' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' "
-    f"({COLUMN_LIST})"
-)
+
+
+def insert_prefix(table: Table) -> str:
+    return f"INSERT IGNORE INTO `{table.name}` ({table.column_list}) VALUES "
+
+
+def load_statement(table: Table) -> str:
+    # The file name is a label only: BatchConnection answers with the batch, whatever it says.
+    return (
+        f"LOAD DATA LOCAL INFILE 'batch' IGNORE INTO TABLE `{table.name}` CHARACTER SET ascii "
+        "FIELDS TERMINATED BY '\\t' ENCLOSED BY '' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' "
+        f"({table.column_list})"
+    )
+
+
+LOAD_STATEMENT = load_statement(ORDER)  # also the write-path probe (an empty batch)
 INSERT, LOAD_DATA = "insert", "load_data"
 
 
@@ -105,12 +115,15 @@ def bulk_load_allowed(settings: ConsumerSettings) -> tuple[bool, str]:
     return True, "allowed"
 
 
-class MySQLOrderSink:
-    """Owns one connection (opened on first use, replaced after any failure)."""
+class MySQLSink:
+    """Writes one table; owns one connection (opened on first use, replaced after any failure)."""
 
-    def __init__(self, settings: ConsumerSettings, path: WritePath) -> None:
+    def __init__(self, settings: ConsumerSettings, path: WritePath, table: Table = ORDER) -> None:
         self._settings = settings
         self._path = path
+        self._table = table
+        self._insert_prefix = insert_prefix(table)
+        self._load_statement = load_statement(table)
         self._connection: BatchConnection | None = None
 
     def write(self, rows: list[Row]) -> WriteResult:
@@ -119,7 +132,11 @@ class MySQLOrderSink:
             if self._connection is None:
                 self._connection = connect(self._settings, local_infile=bulk)
             connection = self._connection
-            inserted = load_rows(connection, rows) if bulk else insert_rows(connection, rows)
+            if bulk:
+                text = self._table.tsv_lines.render(rows)
+                inserted = load_rows(connection, self._load_statement, text, len(rows))
+            else:
+                inserted = insert_rows(connection, rows, self._insert_prefix, self._table)
             connection.commit()
         except BaseException as exc:
             self._discard()  # its state is unknown: the server rolls back what was open
@@ -140,23 +157,27 @@ class MySQLOrderSink:
                 connection.close()
 
 
-def insert_rows(connection: BatchConnection, rows: list[Row]) -> int:
+MySQLOrderSink = MySQLSink  # the name `order`'s callers know
+
+
+def insert_rows(connection: BatchConnection, rows: list[Row], prefix: str, table: Table) -> int:
+    render = table.sql_values.render
     inserted = 0
     with connection.cursor() as cursor:
         for start in range(0, len(rows), ROWS_PER_STATEMENT):
             chunk = rows[start : start + ROWS_PER_STATEMENT]
-            count = cursor.execute(INSERT_PREFIX + SQL_VALUES.render(chunk)[:-1])
+            count = cursor.execute(prefix + render(chunk)[:-1])
             if cursor.warning_count != len(chunk) - count:
                 raise UnexpectedWarning(show_warnings(connection))
             inserted += count
     return inserted
 
 
-def load_rows(connection: BatchConnection, rows: list[Row]) -> int:
-    outcome = connection.load(LOAD_STATEMENT, TSV_LINES.render(rows).encode("ascii"))
-    if outcome.records != len(rows):
-        raise SinkRejected(f"LOAD DATA read {outcome.records} records of {len(rows)} rows")
-    if outcome.warnings != len(rows) - outcome.inserted:
+def load_rows(connection: BatchConnection, statement: str, text: str, rows: int) -> int:
+    outcome = connection.load(statement, text.encode("ascii"))
+    if outcome.records != rows:
+        raise SinkRejected(f"LOAD DATA read {outcome.records} records of {rows} rows")
+    if outcome.warnings != rows - outcome.inserted:
         raise UnexpectedWarning(show_warnings(connection))
     return outcome.inserted
 

@@ -155,7 +155,7 @@ def test_health_reports_each_writer_and_metrics_count_rows(pipeline: Pipeline) -
         assert all(writer["alive"] for writer in health["writers"].values())
         assert health["writers"]["BTC-USD"]["lag"] == 0
         metrics = http_get(url + "/metrics")[1].decode()
-        assert 'consumer_rows_written_total{product="BTC-USD"} 30.0' in metrics
+        assert 'consumer_rows_written_total{product="BTC-USD",table="order"} 30.0' in metrics
         assert "consumer_end_to_end_seconds_bucket" in metrics
     finally:
         code, err = stop_service(consumer)

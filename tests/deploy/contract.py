@@ -17,6 +17,7 @@ import yaml
 from analysis.settings import AnalysisSettings
 from consumer.settings import ConsumerSettings
 from producer.settings import ProducerSettings
+from repair.settings import RepairSettings
 from shared.settings import CommonSettings, ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,6 +28,7 @@ SETTINGS: dict[str, type[ServiceSettings]] = {
     "consumer": ConsumerSettings,
     "backfill": ConsumerSettings,
     "analysis": AnalysisSettings,
+    "repair": RepairSettings,
 }
 CONTRACT_VARIABLES: dict[str, set[str]] = {
     "consumer": {"CONSUMER_PRODUCTS", "MYSQL_BULK_LOAD"},

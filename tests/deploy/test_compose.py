@@ -100,6 +100,7 @@ def test_compose_services_and_profiles() -> None:
         "producer": (),
         "consumer": (),
         "analysis": (),
+        "repair": (),
         "simulator": ("demo",),
         "consumer-eth-btc": ("per-instrument",),
         "consumer-btc-usd": ("per-instrument",),
@@ -146,6 +147,11 @@ def test_compose_health_checks_gate_start_up() -> None:
             "mysql": "service_healthy",
         },
         "analysis": {"mysql": "service_healthy"},
+        "repair": {
+            "topics": "service_completed_successfully",
+            "mysql": "service_healthy",
+            "simulator": "service_healthy",
+        },
         "grafana": {"prometheus": "service_healthy", "mysql": "service_healthy"},
     }
     for name, conditions in expected.items():
@@ -194,6 +200,7 @@ def test_compose_app_services_read_real_settings() -> None:
         "consumer": "consumer",
         "consumer-eth-btc": "consumer",
         "analysis": "analysis",
+        "repair": "repair",
     }
     for name, service_kind in app.items():
         service = compose_service(name)
@@ -223,6 +230,23 @@ def test_compose_analysis_service() -> None:
     assert any(str(port).endswith(":8000:8000") for port in analysis["ports"])
     assert "127.0.0.1:8000/healthz" in " ".join(analysis["healthcheck"]["test"])
     assert not [key for key in env if key.startswith("KAFKA_")], "it reads MySQL only"
+
+
+def test_compose_repair_service() -> None:
+    repair = compose_service("repair")
+    assert repair["build"]["target"] == "repair"
+    assert repair["command"] == ["python", "-m", "repair", "--follow"]
+    env = repair["environment"]
+    assert (env["MYSQL_USER"], env["MYSQL_HOST"], env["REPAIR_METRICS_PORT"]) == (
+        "ticker_reader",
+        "mysql",
+        "9103",
+    )
+    assert env["KAFKA_BOOTSTRAP_SERVERS"] == "redpanda:29092"
+    assert any(str(port).endswith(":9103:9103") for port in repair["ports"])
+    assert "127.0.0.1:9103/healthz" in " ".join(repair["healthcheck"]["test"])
+    # Without the demo profile there is no simulator: repair must not require it.
+    assert repair["depends_on"]["simulator"]["required"] is False
 
 
 def test_compose_one_consumer_per_instrument() -> None:

@@ -101,7 +101,7 @@ def test_every_variable_of_the_override_is_set_by_the_check() -> None:
         for name in env
         if name.endswith("_PORT") and name not in {"MYSQL_PORT", "KAFKA_PORT"}
     ]
-    assert len(set(ports)) == len(ports) == 7, "each service its own free port"
+    assert len(set(ports)) == len(ports) == 8, "each service its own free port"
 
 
 def test_check_values_win_over_the_callers_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -120,6 +120,7 @@ def test_check_values_win_over_the_callers_environment(monkeypatch: pytest.Monke
         ("consumer", "consumer"),
         ("consumer-btc-usd", "consumer"),
         ("analysis", "analysis"),
+        ("repair", "repair"),
     ],
 )
 def test_override_environment_is_real_settings(service: str, settings: str) -> None:
@@ -147,7 +148,8 @@ def test_each_image_lacks_the_other_services_packages() -> None:
     assert {"websockets", "fastapi", "uvicorn"} <= lacks["consumer"]
     assert {"confluent_kafka", "websockets", "tenacity"} <= lacks["analysis"]
     assert {"pymysql", "fastapi", "uvicorn"} <= lacks["base"]
-    assert images.expected("producer").lacks_code == ("consumer", "analysis", "simulator")
+    assert {"websockets", "fastapi", "uvicorn"} <= set(images.expected("repair").lacks_modules)
+    assert images.expected("producer").lacks_code == ("consumer", "analysis", "repair", "simulator")
 
 
 def test_expected_modules_come_from_the_source_tree() -> None:

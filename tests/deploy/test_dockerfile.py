@@ -16,6 +16,7 @@ PORT_VARIABLE = {
     "producer": "PRODUCER_METRICS_PORT",
     "consumer": "CONSUMER_METRICS_PORT",
     "analysis": "ANALYSIS_PORT",
+    "repair": "REPAIR_METRICS_PORT",
 }
 
 
@@ -61,7 +62,9 @@ def test_dockerfile_exec_form_command_and_health_check(service: str) -> None:
     commands = [
         json.loads(line[len("CMD ") :]) for line in body.splitlines() if line.startswith("CMD ")
     ]
-    assert commands == [["python", "-m", service]], "exec form: SIGTERM reaches Python"
+    # Repair's image runs the long-lived mode; one-shot runs override the command.
+    arguments = ["--follow"] if service == "repair" else []
+    assert commands == [["python", "-m", service, *arguments]], "exec form: SIGTERM reaches Python"
     health = re.search(r"^HEALTHCHECK .*?CMD (\[.*\])$", re.sub(r"\\\n\s*", "", body), re.M)
     assert health, "no HEALTHCHECK"
     check = json.loads(health.group(1))
@@ -77,7 +80,7 @@ def test_dockerfile_bakes_in_no_secrets() -> None:
             assert not re.search("PASSWORD|SECRET|PASSPHRASE|API_KEY|TOKEN", line), line
 
 
-@pytest.mark.parametrize("extra", ["producer", "consumer", "analysis", "tools"])
+@pytest.mark.parametrize("extra", ["producer", "consumer", "analysis", "repair", "tools"])
 def test_each_image_installs_its_own_lock_only(extra: str) -> None:
     """Each image gets its extra's hashed lock, pinned as the tests run it, no test tools."""
     assert f"--require-hashes --no-deps -r requirements-{extra}.lock" in dockerfile()

@@ -9,6 +9,7 @@ from dotenv import dotenv_values
 from analysis.settings import AnalysisSettings
 from consumer.settings import ConsumerSettings
 from producer.settings import ProducerSettings
+from repair.settings import RepairSettings
 from shared.settings import CommonSettings, ServiceSettings
 from tests.deploy.contract import ROOT, dotenv_names, settings_fields
 
@@ -17,6 +18,7 @@ ALL_SETTINGS: tuple[type[ServiceSettings], ...] = (
     ProducerSettings,
     ConsumerSettings,
     AnalysisSettings,
+    RepairSettings,
 )
 # Variables read outside shared/settings.py: ops/mysql_server.py and the tests (admin account),
 # docker-compose.yml, the Makefile.
@@ -62,7 +64,8 @@ def test_env_example_values_are_valid_defaults() -> None:
         check_values(settings_class, {k: v for k, v in values.items() if k in fields})
         # One file for every service: MYSQL_PASSWORD is schema.sql's local password, and
         # MYSQL_USER the writer's (the analysis service defaults to its reader account).
-        own = {"MYSQL_USER"} if settings_class is AnalysisSettings else set()
+        readers = (AnalysisSettings, RepairSettings)
+        own = {"MYSQL_USER"} if settings_class in readers else set()
         for key, value in values.items():
             if key in fields and key != "MYSQL_PASSWORD" and key not in own:
                 # The declared default: instantiating would read this process's environment.

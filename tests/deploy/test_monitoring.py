@@ -16,6 +16,7 @@ from prometheus_client.core import REGISTRY
 import analysis.metrics
 import consumer.metrics
 import producer.metrics
+import repair.metrics
 import shared.supervision
 from tests.deploy.contract import ROOT, compose, compose_service
 
@@ -31,6 +32,7 @@ def load_json(path: Any) -> dict[str, Any]:
 def exported_metric_names() -> set[str]:
     """Sample names the services export (the modules defining them are imported above)."""
     assert producer.metrics and consumer.metrics and analysis.metrics and shared.supervision
+    assert repair.metrics
     suffixes = {
         "counter": ("_total",),
         "gauge": ("",),
@@ -61,9 +63,11 @@ def static_targets(job: dict[str, Any]) -> list[str]:
     return [target for group in job.get("static_configs", []) for target in group["targets"]]
 
 
-def test_prometheus_scrapes_producer_and_analysis() -> None:
+def test_prometheus_scrapes_producer_analysis_and_repair() -> None:
     jobs = scrape_jobs()
-    assert set(jobs) == {"producer", "analysis", "consumer"}
+    assert set(jobs) == {"producer", "analysis", "repair", "consumer"}
+    repair_port = compose_service("repair")["environment"]["REPAIR_METRICS_PORT"]
+    assert static_targets(jobs["repair"]) == [f"repair:{repair_port}"]
     producer_port = compose_service("producer")["environment"]["PRODUCER_METRICS_PORT"]
     analysis_port = compose_service("analysis")["environment"]["ANALYSIS_PORT"]
     assert static_targets(jobs["producer"]) == [f"producer:{producer_port}"]
@@ -170,4 +174,4 @@ def test_grafana_reads_mysql_as_the_select_only_account() -> None:
     created = re.search(rf"CREATE USER IF NOT EXISTS '{account}'@'%' IDENTIFIED BY '(.*)'", schema)
     assert created and env["GRAFANA_MYSQL_PASSWORD"] == created.group(1)
     grants = re.findall(rf"GRANT (.+) ON \S+ TO '{account}'@'%'", schema)
-    assert grants == ["SELECT"], grants
+    assert grants and set(grants) == {"SELECT"}, grants  # on every table it reads

@@ -69,7 +69,7 @@ def test_a_permanent_delivery_error_fails_the_publisher_and_stops_reading(
     stopped: list[bool] = []
     publisher.on_failure = lambda: stopped.append(True)
     denied = KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED, "denied")
-    publisher._not_delivered("BTC-USD", denied)
+    publisher._not_delivered(publisher.ticks, "BTC-USD", denied)
     assert stopped == [True] and publisher.failure is not None
     assert "TOPIC_AUTHORIZATION_FAILED" in str(publisher.failure)
     assert publisher.close(5) == 1
@@ -87,7 +87,7 @@ def test_an_exception_in_the_delivery_thread_is_a_failure_not_a_quiet_end(
     publisher.watch.probe_after_s = 0.1
     stopped: list[bool] = []
     publisher.on_failure = lambda: stopped.append(True)
-    publisher._refused = True  # work waits: the watch probes, and the probe raises
+    publisher.ticks.refused = True  # work waits: the watch probes, and the probe raises
     wait_for(lambda: publisher.failure is not None, 10, "the delivery thread's failure")
     assert stopped == [True]
     assert "RuntimeError('probe broke')" in str(publisher.failure)

@@ -10,6 +10,7 @@ from producer.router import (
     REPEAT,
     Control,
     FeedError,
+    Match,
     RecentFrames,
     Reject,
     SequenceWatch,
@@ -28,9 +29,41 @@ json_values = st.recursive(
 )
 
 
-@given(st.binary(max_size=200))
-def test_any_bytes_route_somewhere_without_raising(frame: bytes) -> None:
-    assert isinstance(route(frame, PRODUCTS), Tick | Control | FeedError | Reject)
+@given(st.binary(max_size=200), st.booleans())
+def test_any_bytes_route_somewhere_without_raising(frame: bytes, matches: bool) -> None:
+    routed = route(frame, PRODUCTS, matches)
+    assert isinstance(routed, Tick | Match | Control | FeedError | Reject)
+
+
+@given(json_values)
+def test_any_json_type_routes_without_raising_with_the_tape_on(kind: object) -> None:
+    routed = route(
+        orjson.dumps({"type": kind, "product_id": "BTC-USD", "trade_id": 1}), PRODUCTS, True
+    )
+    assert isinstance(routed, Match) == (kind in ("match", "last_match"))
+
+
+def test_matches_are_trades_with_the_tape_on_and_control_frames_without() -> None:
+    frame = b'{"type":"match","trade_id":71234568,"product_id":"BTC-EUR","sequence":9}'
+    assert route(frame, PRODUCTS, matches=True) == Match("match", "BTC-EUR", 2, 71234568)
+    assert route(frame, PRODUCTS) == Control("match", "BTC-EUR")
+    last = frame.replace(b'"match"', b'"last_match"')
+    assert route(last, PRODUCTS, True) == Match("last_match", "BTC-EUR", 2, 71234568)
+
+
+def test_matches_that_cannot_be_routed_are_rejected_with_reasons() -> None:
+    cases = {
+        b'{"type":"match","trade_id":1}': "match without product_id",
+        b'{"type":"match","trade_id":1,"product_id":"DOGE-XYZ"}': "unknown product",
+        b'{"type":"last_match","product_id":"BTC-USD"}': "last_match trade_id is not",
+        b'{"type":"match","trade_id":"1","product_id":"BTC-USD"}': "trade_id is not",
+        b'{"type":"match","trade_id":-1,"product_id":"BTC-USD"}': "trade_id is not",
+        b'{"type":"match","trade_id":1.0,"product_id":"BTC-USD"}': "trade_id is not",
+        b'{"type":"match","trade_id":true,"product_id":"BTC-USD"}': "trade_id is not",
+    }
+    for frame, reason in cases.items():
+        routed = route(frame, PRODUCTS, matches=True)
+        assert isinstance(routed, Reject) and reason in routed.reason, frame
 
 
 @given(json_values)
