@@ -5,6 +5,7 @@ runs, and the stop that loses nothing."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 
@@ -134,15 +135,17 @@ def check_locked_down(compose: Compose, services: list[str]) -> None:
     say(f"   uid 10001, read-only root, writable /tmp only: {', '.join(services)}")
 
 
-def metric_samples(port: str, metric: str) -> dict[str, float]:
-    """{product label: value} of `metric` at a service's /metrics."""
+def metric_samples(port: str, metric: str, **where: str) -> dict[str, float]:
+    """{product label: value} of `metric` at a service's /metrics, of the samples whose labels
+    match `where` (a label the metric does not have matches)."""
     status, body = http_get(f"http://127.0.0.1:{port}/metrics", timeout_s=5)
     found: dict[str, float] = {}
     for line in body.decode().splitlines() if status == 200 else ():
         if line.startswith(metric + "{"):
-            labels, _, value = line.rpartition(" ")
-            product = labels.split('product="', 1)[1].split('"', 1)[0]
-            found[product] = float(value)
+            text, _, value = line.rpartition(" ")
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', text))
+            if all(labels.get(name, wanted) == wanted for name, wanted in where.items()):
+                found[labels["product"]] = float(value)
     return found
 
 
@@ -160,7 +163,7 @@ def check_per_instrument(compose: Compose, env: dict[str, str], pipeline: Pipeli
 
     def each_writes_its_own() -> bool:
         for service, product in PER_INSTRUMENT.items():
-            written = metric_samples(ports[service], "consumer_rows_written_total")
+            written = metric_samples(ports[service], "consumer_rows_written_total", table="order")
             others = {p: v for p, v in written.items() if p != product and v > 0}
             if others:
                 raise CheckFailed(f"{service} wrote other products: {others}")
