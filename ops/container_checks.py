@@ -136,8 +136,8 @@ def check_locked_down(compose: Compose, services: list[str]) -> None:
 
 
 def metric_samples(port: str, metric: str, **where: str) -> dict[str, float]:
-    """{product label: value} of `metric` at a service's /metrics, of the samples whose labels
-    match `where` (a label the metric does not have matches)."""
+    """{product label: value} of `metric` at a service's /metrics, summed over the samples whose
+    labels match `where` (a label the metric does not have matches)."""
     status, body = http_get(f"http://127.0.0.1:{port}/metrics", timeout_s=5)
     found: dict[str, float] = {}
     for line in body.decode().splitlines() if status == 200 else ():
@@ -145,7 +145,8 @@ def metric_samples(port: str, metric: str, **where: str) -> dict[str, float]:
             text, _, value = line.rpartition(" ")
             labels = dict(re.findall(r'(\w+)="([^"]*)"', text))
             if all(labels.get(name, wanted) == wanted for name, wanted in where.items()):
-                found[labels["product"]] = float(value)
+                product = labels["product"]
+                found[product] = found.get(product, 0.0) + float(value)
     return found
 
 
@@ -163,10 +164,11 @@ def check_per_instrument(compose: Compose, env: dict[str, str], pipeline: Pipeli
 
     def each_writes_its_own() -> bool:
         for service, product in PER_INSTRUMENT.items():
-            written = metric_samples(ports[service], "consumer_rows_written_total", table="order")
-            others = {p: v for p, v in written.items() if p != product and v > 0}
+            everything = metric_samples(ports[service], "consumer_rows_written_total")
+            others = {p: v for p, v in everything.items() if p != product and v > 0}
             if others:
                 raise CheckFailed(f"{service} wrote other products: {others}")
+            written = metric_samples(ports[service], "consumer_rows_written_total", table="order")
             if written.get(product, 0) <= 0:
                 return False
         return True

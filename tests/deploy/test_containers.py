@@ -263,15 +263,16 @@ def test_metric_samples_reads_one_counter_by_product(monkeypatch: pytest.MonkeyP
         b"# HELP consumer_rows_written_total Rows inserted\n"
         b'consumer_rows_written_total{product="BTC-USD",table="order"} 42.0\n'
         b'consumer_rows_written_total{product="ETH-BTC",table="trade"} 7.0\n'
+        b'consumer_rows_written_total{product="ETH-BTC",table="order"} 0.0\n'
         b'consumer_rows_written_created{product="BTC-USD",table="order"} 1.7e9\n'
         b'consumer_duplicates_total{product="ETH-BTC",table="order"} 3.0\n'
     )
     monkeypatch.setattr(container_checks, "http_get", lambda url, timeout_s: (200, body))
     read = container_checks.metric_samples
     written = "consumer_rows_written_total"
-    assert read("9102", written, table="order") == {"BTC-USD": 42.0}
+    assert read("9102", written, table="order") == {"BTC-USD": 42.0, "ETH-BTC": 0.0}
     assert read("9102", written) == {"BTC-USD": 42.0, "ETH-BTC": 7.0}
-    assert read("9102", written, table="order", missing="x") == {"BTC-USD": 42.0}
+    assert read("9102", written, table="order", missing="x") == {"BTC-USD": 42.0, "ETH-BTC": 0.0}
     monkeypatch.setattr(container_checks, "http_get", lambda url, timeout_s: (0, b""))
     assert read("9102", written) == {}
 
