@@ -2,7 +2,7 @@
 #   docker build --target producer -t coinbase-pipeline/producer .   (make build-producer)
 #   docker build --target consumer -t coinbase-pipeline/consumer .   (make build-consumer)
 #   docker build --target analysis -t coinbase-pipeline/analysis .   (make build-analysis)
-#   docker build --target repair -t coinbase-pipeline/repair .       (trade tape gap repair)
+#   docker build --target repair -t coinbase-pipeline/repair .       (make build-repair)
 # `base` holds the code and the runtime dependencies; compose also runs the topic job and the
 # simulator from it. No secret is baked in: every setting comes from the environment at run time.
 
