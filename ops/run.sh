@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make run` (live Coinbase feed) and `make demo` (local simulator, offline): the whole pipeline
-# on this machine -- feed -> producer -> Kafka -> consumer -> MySQL `order` -> analysis (HTTP) --
-# until Ctrl-C.
-# Prints the rows per instrument every 5 s. DEMO_SECONDS=N stops by itself after N seconds.
+# on this machine -- feed -> producer -> Kafka -> consumer -> MySQL `order` and `trade` ->
+# analysis (HTTP), and repair keeping the trade tape complete from REST -- until Ctrl-C.
+# Prints the rows per instrument and the tape's state every 5 s. DEMO_SECONDS=N stops by itself after N seconds.
 # Watches its components: when one exits, the rest are stopped, the one that died is named with
 # the last line it wrote to stderr (kept in DEMO_LOGS/NAME.err, default .run/demo), and the
 # demo exits non-zero (the component's own code, or 1 if it exited 0).
@@ -64,6 +64,14 @@ analysis_port=${ANALYSIS_PORT:-8000}
 launch analysis env MYSQL_USER=ticker_reader MYSQL_PASSWORD=ticker_reader \
   ANALYSIS_PORT="$analysis_port" $PY -m analysis
 echo "analysis: charts at http://127.0.0.1:$analysis_port/  API docs at http://127.0.0.1:$analysis_port/docs"
+# Repair fills the tape's holes from the exchange's REST history (the simulator's in the demo),
+# reading `trade` as the SELECT-only account; not when the tape is turned off.
+if [ "${KAFKA_TRADES_TOPIC-coinbase.matches}" != "" ]; then
+  rest=()
+  [ "$mode" = demo ] && rest=(COINBASE_REST_URL="http://127.0.0.1:$port")
+  launch repair env MYSQL_USER=ticker_reader MYSQL_PASSWORD=ticker_reader "${rest[@]}" \
+    $PY -m repair --follow
+fi
 
 started=$(date +%s)
 while :; do
@@ -80,8 +88,13 @@ with pymysql.connect(host=os.environ.get("MYSQL_HOST", "127.0.0.1"),
     c.execute("SELECT product_id, COUNT(*), MAX(time), "
               "(SELECT price FROM `order` o2 WHERE o2.product_id = o.product_id "
               " ORDER BY sequence DESC LIMIT 1) FROM `order` o GROUP BY product_id")
-    print(" | ".join(f"{p}: {n} rows, last {price} at {t}" for p, n, t, price in c.fetchall())
-          or "no rows yet", flush=True)
+    rows = {p: f"{p}: {n} rows, last {price} at {t}" for p, n, t, price in c.fetchall()}
+    c.execute("SELECT product_id, COUNT(*), MAX(trade_id) - MIN(trade_id) + 1 - COUNT(*), "
+              "SUM(source = 'rest') FROM trade GROUP BY product_id")
+    for p, n, missing, rest in c.fetchall():
+        state = "complete" if not missing else f"{missing} missing"
+        rows[p] = f"{rows.get(p, p)}; tape {n} trades, {state} ({rest} from REST)"
+    print(" | ".join(rows.values()) or "no rows yet", flush=True)
 SQL
   if [ -n "${DEMO_SECONDS:-}" ] && [ $(( $(date +%s) - started )) -ge "$DEMO_SECONDS" ]; then
     break

@@ -304,8 +304,15 @@ class Publisher:
             metrics.DEAD_LETTERS_FAILED.inc()
             self.ticks.errors.add(f"dead letter {error.name()}", error=error.str())
 
-    def _resend(self, stream: Stream, message: Message, headers: Headers, product: str) -> bool:
-        """The frame again, through the new client; False (counted) if it was not taken."""
+    def _resend(
+        self,
+        stream: Stream,
+        message: Message,
+        headers: Headers,
+        product: str,
+        on_delivery: Callable[[KafkaError | None, Message], None] | None = None,
+    ) -> bool:
+        """The frame again, through the current client; False (counted) if it was not taken."""
         try:
             self._producer.produce(
                 stream.topic,
@@ -313,7 +320,7 @@ class Publisher:
                 key=message.key(),
                 partition=message.partition() or 0,
                 headers=headers,
-                on_delivery=partial(self._delivered, stream, headers),
+                on_delivery=on_delivery or partial(self._delivered, stream, headers),
             )
         except BufferError:
             self._drop_buffer_full(stream, product)
@@ -332,19 +339,8 @@ class Publisher:
             return False
         metrics.LARGE_FRAMES.labels(event="resent").inc()
         stream.errors.add("MSG_SIZE_TOO_LARGE: batched with a larger frame, sent again")
-        try:
-            self._producer.produce(
-                stream.topic,
-                value=frame,
-                key=message.key(),
-                partition=message.partition() or 0,
-                headers=headers,
-                on_delivery=partial(self._delivered_again, stream, headers),
-            )
-        except BufferError:
-            self._drop_buffer_full(stream, product)
-            return False
-        return True
+        again = partial(self._delivered_again, stream, headers)
+        return self._resend(stream, message, headers, product, on_delivery=again)
 
     def _delivered_again(
         self, stream: Stream, headers: Headers, error: KafkaError | None, message: Message
