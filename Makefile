@@ -6,7 +6,8 @@ INSTALLED := $(VENV)/.installed
 
 .PHONY: venv services-up services-down services-status schema topics test lint \
         run demo producer consumer simulator analysis bench drill lock clean \
-        build-producer build-consumer build-analysis build-repair push compose-config cfn-lint alerts
+        build-producer build-consumer build-analysis build-repair push compose-config cfn-lint alerts \
+        test-containers
 
 venv: $(INSTALLED)
 
@@ -16,14 +17,18 @@ $(INSTALLED): requirements.lock pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check --require-hashes -r requirements.lock
 	touch $@
 
-lock:  ## re-resolve the locks (tests, images, benchmarks) from pyproject.toml
+# One hashed lock per image, each from its extra, each pinned to requirements.lock's versions
+# (-c), so an image runs exactly what the tests ran. uv keeps the pins already in a lock file
+# unless told to upgrade (delete a lock, or `uv pip compile --upgrade`, to move them).
+IMAGE_LOCKS := producer consumer analysis repair tools
+UV_COMPILE = $(VENV)/bin/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 --no-header
+lock:  ## re-resolve the locks (tests, each image, benchmarks) from pyproject.toml
 	$(PY) -m pip install -q uv
-	$(VENV)/bin/uv pip compile pyproject.toml --extra dev \
-	  --generate-hashes --python-version 3.11 --no-header -o requirements.lock
-	$(VENV)/bin/uv pip compile pyproject.toml \
-	  --generate-hashes --python-version 3.11 --no-header -o requirements-runtime.lock
-	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --extra bench \
-	  --generate-hashes --python-version 3.11 --no-header -o requirements-bench.lock
+	$(UV_COMPILE) --extra dev -o requirements.lock
+	for image in $(IMAGE_LOCKS); do \
+	  $(UV_COMPILE) --extra $$image -c requirements.lock -o requirements-$$image.lock || exit 1; \
+	done
+	$(UV_COMPILE) --extra dev --extra bench -o requirements-bench.lock
 
 services-up: venv     ## Kafka + MySQL on loopback, schema applied, topics ensured
 	$(PY) ops/services.py up
@@ -46,6 +51,9 @@ lint: venv
 
 test: venv            ## lint, type-check and the whole suite against real Kafka and MariaDB
 	ops/run-tests.sh
+
+test-containers: venv ## every image built and the compose stack run under Docker (installs docker.io, Compose; root)
+	$(PY) -m ops.containers
 
 run: venv             ## the pipeline on the live Coinbase feed (needs the internet)
 	ops/run.sh live

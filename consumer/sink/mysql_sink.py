@@ -74,22 +74,27 @@ class WritePath:
         """`insert` or `load_data`; raises SinkError (retriable while the server is away)."""
         with self._lock:
             if self._chosen is None:
-                self._chosen = self._probe()
+                self._chosen, why = self._probe()
                 log.info(
-                    "write path chosen", path=self._chosen, bulk_load=self._settings.mysql_bulk_load
+                    "write path chosen",
+                    path=self._chosen,
+                    bulk_load=self._settings.mysql_bulk_load,
+                    reason=why,
                 )
                 metrics.WRITE_PATH.labels(path=self._chosen).set(1)
             return self._chosen
 
-    def _probe(self) -> str:
+    def _probe(self) -> tuple[str, str]:
+        """The path, and why: a server refusing LOCAL (MySQL 8's default) is named here, in
+        the one line that says the consumer writes with INSERT instead."""
         if self._settings.mysql_bulk_load == "off":
-            return INSERT
+            return INSERT, "MYSQL_BULK_LOAD=off"
         allowed, why = bulk_load_allowed(self._settings)
         if allowed:
-            return LOAD_DATA
+            return LOAD_DATA, "the server allows LOAD DATA LOCAL"
         if self._settings.mysql_bulk_load == "on":
             raise BulkLoadUnavailable(f"MYSQL_BULK_LOAD=on, but the server refuses it: {why}")
-        return INSERT
+        return INSERT, f"the server refuses LOAD DATA LOCAL: {why}"
 
 
 def bulk_load_allowed(settings: ConsumerSettings) -> tuple[bool, str]:
