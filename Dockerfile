@@ -2,7 +2,7 @@
 #   docker build --target producer -t coinbase-pipeline/producer .   (make build-producer)
 #   docker build --target consumer -t coinbase-pipeline/consumer .   (make build-consumer)
 #   docker build --target analysis -t coinbase-pipeline/analysis .   (make build-analysis)
-#   docker build --target repair -t coinbase-pipeline/repair .       (trade tape gap repair)
+#   docker build --target repair -t coinbase-pipeline/repair .       (make build-repair)
 # `base` runs the topic job and the simulator in compose. Each image carries shared/, its own
 # package and only its own dependencies (its extra of pyproject.toml, locked with hashes in
 # requirements-<extra>.lock by `make lock`). No secret is baked in: every setting comes from

@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 
 .PHONY: venv services-up services-down services-status schema topics test lint \
         run demo producer consumer simulator analysis bench drill lock clean \
-        build-producer build-consumer build-analysis push compose-config cfn-lint alerts \
+        build-producer build-consumer build-analysis build-repair push compose-config cfn-lint alerts \
         test-containers
 
 venv: $(INSTALLED)
@@ -99,10 +99,14 @@ build-consumer:       ## image $(REGISTRY)/consumer:$(TAG) (Dockerfile target co
 build-analysis:       ## image $(REGISTRY)/analysis:$(TAG) (Dockerfile target analysis)
 	$(DOCKER) build --target analysis -t $(REGISTRY)/analysis:$(TAG) .
 
-push: build-producer build-consumer build-analysis   ## log in first, e.g. aws ecr get-login-password | docker login ...
+build-repair:         ## image $(REGISTRY)/repair:$(TAG) (Dockerfile target repair)
+	$(DOCKER) build --target repair -t $(REGISTRY)/repair:$(TAG) .
+
+push: build-producer build-consumer build-analysis build-repair   ## log in first, e.g. aws ecr get-login-password | docker login ...
 	$(DOCKER) push $(REGISTRY)/producer:$(TAG)
 	$(DOCKER) push $(REGISTRY)/consumer:$(TAG)
 	$(DOCKER) push $(REGISTRY)/analysis:$(TAG)
+	$(DOCKER) push $(REGISTRY)/repair:$(TAG)
 
 compose-config:       ## docker compose's own check of every profile (needs the compose plugin; make test checks the schema everywhere)
 	$(DOCKER) compose --profile demo --profile monitoring --profile per-instrument config -q

@@ -70,8 +70,9 @@ def require_product(db: Database, product: str) -> None:
 
 
 def create_app(settings: AnalysisSettings, db: Database) -> FastAPI:
-    app = FastAPI(title="Coinbase ticker archive: analysis API", description=DESCRIPTION,
-                  version="1.0")
+    app = FastAPI(
+        title="Coinbase ticker archive: analysis API", description=DESCRIPTION, version="1.0"
+    )
     app.add_middleware(MetricsMiddleware)
     counts = TickCounts(db, settings.analysis_count_cache_s)
     add_error_handlers(app)
@@ -80,8 +81,12 @@ def create_app(settings: AnalysisSettings, db: Database) -> FastAPI:
     def list_products() -> list[Product]:
         """The products stored, with their first and last tick times and row count."""
         return [
-            Product(id=product, first_time=iso_time(first), last_time=iso_time(last),
-                    ticks=counts.get(product))
+            Product(
+                id=product,
+                first_time=iso_time(first),
+                last_time=iso_time(last),
+                ticks=counts.get(product),
+            )
             for product, first, last in queries.products(db)
         ]
 
@@ -91,8 +96,11 @@ def create_app(settings: AnalysisSettings, db: Database) -> FastAPI:
             200: {
                 "description": "`[[time, low, high, open, close, volume], ...]`, newest first; "
                 "time is the bucket start in Unix seconds. " + VOLUME_CAVEAT,
-                "content": {"application/json": {"example": [
-                    [1764410400, 84000.1, 84010.5, 84001.23, 84005, 1.50012345]]}},
+                "content": {
+                    "application/json": {
+                        "example": [[1764410400, 84000.1, 84010.5, 84001.23, 84005, 1.50012345]]
+                    }
+                },
             },
             **ERRORS,
         },
@@ -112,8 +120,11 @@ def create_app(settings: AnalysisSettings, db: Database) -> FastAPI:
         if not found.rows:
             require_product(db, product_id)
         sources = f"trade={found.from_trades}, order={found.from_ticks}"
-        return Response(candles_json(found.rows), media_type="application/json",
-                        headers={"X-Candle-Sources": sources})
+        return Response(
+            candles_json(found.rows),
+            media_type="application/json",
+            headers={"X-Candle-Sources": sources},
+        )
 
     @app.get("/products/{product_id}/trades", response_model=list[TapeTrade], responses=ERRORS)
     def trades(
@@ -136,13 +147,17 @@ def create_app(settings: AnalysisSettings, db: Database) -> FastAPI:
         response.headers["CB-BEFORE"] = str(rows[0][0])
         response.headers["CB-AFTER"] = str(rows[-1][0])
         return [
-            TapeTrade(time=iso_time(at), trade_id=trade_id, price=decimal_text(price),
-                      size=decimal_text(size), side=side)
+            TapeTrade(
+                time=iso_time(at),
+                trade_id=trade_id,
+                price=decimal_text(price),
+                size=decimal_text(size),
+                side=side,
+            )
             for trade_id, at, price, size, side in rows
         ]
 
-    @app.get("/products/{product_id}/completeness", response_model=Completeness,
-             responses=ERRORS)
+    @app.get("/products/{product_id}/completeness", response_model=Completeness, responses=ERRORS)
     def tape_completeness(
         product_id: ProductId,
         start: str | None = Query(None, description="default: end - 24 h"),
@@ -161,9 +176,13 @@ def create_app(settings: AnalysisSettings, db: Database) -> FastAPI:
         found = completeness.measure(db, product_id, window_start, window_end, limit)
         if found.first_trade_id is None:
             require_product(db, product_id)
-        return Completeness(first_trade_id=found.first_trade_id,
-                            last_trade_id=found.last_trade_id, missing=found.missing,
-                            holes=found.holes, repaired=found.repaired)
+        return Completeness(
+            first_trade_id=found.first_trade_id,
+            last_trade_id=found.last_trade_id,
+            missing=found.missing,
+            holes=found.holes,
+            repaired=found.repaired,
+        )
 
     @app.get("/products/{product_id}/ticker", response_model=Ticker, responses=ERRORS)
     def ticker(product_id: ProductId) -> Ticker:
@@ -172,9 +191,16 @@ def create_app(settings: AnalysisSettings, db: Database) -> FastAPI:
         if row is None:
             raise ApiError(404, f"unknown product {product_id!r}")
         trade_id, price, size, at, bid, ask, volume, sequence = row
-        return Ticker(trade_id=trade_id, price=decimal_text(price), size=decimal_text(size),
-                      time=iso_time(at), bid=decimal_text(bid), ask=decimal_text(ask),
-                      volume=decimal_text(volume), sequence=sequence)
+        return Ticker(
+            trade_id=trade_id,
+            price=decimal_text(price),
+            size=decimal_text(size),
+            time=iso_time(at),
+            bid=decimal_text(bid),
+            ask=decimal_text(ask),
+            volume=decimal_text(volume),
+            sequence=sequence,
+        )
 
     @app.get("/products/{product_id}/stats", response_model=Stats, responses=ERRORS)
     def stats(product_id: ProductId) -> Stats:
@@ -185,8 +211,13 @@ def create_app(settings: AnalysisSettings, db: Database) -> FastAPI:
         if first is None:
             require_product(db, product_id)
             return Stats(open=None, high=None, low=None, last=None, volume="0")
-        return Stats(open=decimal_text(first), high=decimal_text(high), low=decimal_text(low),
-                     last=decimal_text(last), volume=decimal_text(volume))
+        return Stats(
+            open=decimal_text(first),
+            high=decimal_text(high),
+            low=decimal_text(low),
+            last=decimal_text(last),
+            volume=decimal_text(volume),
+        )
 
     @app.get("/trades/largest", response_model=list[Trade], responses=ERRORS)
     def largest_trades(
@@ -203,11 +234,19 @@ def create_app(settings: AnalysisSettings, db: Database) -> FastAPI:
             products = [product_id]
         since = utc_now() - timedelta(hours=hours)
         return [
-            Trade(product_id=product, sequence=sequence, trade_id=trade_id, time=iso_time(at),
-                  price=decimal_text(price), size=decimal_text(size), side=side,
-                  notional=product_text(price, size))
-            for product, sequence, trade_id, at, price, size, side
-            in queries.largest(db, products, since, limit)
+            Trade(
+                product_id=product,
+                sequence=sequence,
+                trade_id=trade_id,
+                time=iso_time(at),
+                price=decimal_text(price),
+                size=decimal_text(size),
+                side=side,
+                notional=product_text(price, size),
+            )
+            for product, sequence, trade_id, at, price, size, side in queries.largest(
+                db, products, since, limit
+            )
         ]
 
     @app.get("/coverage", response_model=list[Gap], responses=ERRORS)

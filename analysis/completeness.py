@@ -41,9 +41,7 @@ def id_range(
     return low, high
 
 
-def measure(
-    db: Database, product: str, start: datetime, end: datetime, limit: int
-) -> Completeness:
+def measure(db: Database, product: str, start: datetime, end: datetime, limit: int) -> Completeness:
     span = id_range(*tape_queries.edges(db, product, start, end))
     if span is None:
         return NOTHING

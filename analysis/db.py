@@ -71,15 +71,20 @@ class Database:
             if not exc.args or exc.args[0] not in NO_TAPE_CODES:
                 raise
             if self.tape:
-                log.warning("table `trade` unreadable: candles from ticks only; apply schema.sql",
-                            error=str(exc.args[-1]))
+                log.warning(
+                    "table `trade` unreadable: candles from ticks only; apply schema.sql",
+                    error=str(exc.args[-1]),
+                )
             self.tape = False
             present |= {name for name in EXPECTED if name.startswith("trade_")}
         else:
             self.tape = True
         for name in sorted(self._hints.set_present(present)):
-            log.warning("index missing: its queries run without it, slower; apply schema.sql",
-                        index=name, serves=EXPECTED[name])
+            log.warning(
+                "index missing: its queries run without it, slower; apply schema.sql",
+                index=name,
+                serves=EXPECTED[name],
+            )
         return self._hints.missing
 
     def rows(

@@ -11,8 +11,9 @@ class Product(BaseModel):
     id: str = Field(examples=["BTC-USD"])
     first_time: str = Field(examples=["2026-11-29T10:00:00.123456Z"])
     last_time: str
-    ticks: int = Field(description="rows stored for the product (refreshed every "
-                       "ANALYSIS_COUNT_CACHE_S seconds)")
+    ticks: int = Field(
+        description="rows stored for the product (refreshed every ANALYSIS_COUNT_CACHE_S seconds)"
+    )
 
 
 class Ticker(BaseModel):

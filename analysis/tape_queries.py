@@ -36,12 +36,14 @@ STEP = """(SELECT trade_id FROM `trade` FORCE INDEX (trade_product_time)
 
 # Around [start, end): the last trade stored before it, its first and last stored trade,
 # the first stored after it. Four index steps, whatever the window holds.
-TAPE_EDGES = "SELECT " + ",\n".join([
-    STEP.format(where="time < %(start)s", way="DESC"),
-    STEP.format(where="time >= %(start)s AND time < %(end)s", way="ASC"),
-    STEP.format(where="time >= %(start)s AND time < %(end)s", way="DESC"),
-    STEP.format(where="time >= %(end)s", way="ASC"),
-])
+TAPE_EDGES = "SELECT " + ",\n".join(
+    [
+        STEP.format(where="time < %(start)s", way="DESC"),
+        STEP.format(where="time >= %(start)s AND time < %(end)s", way="ASC"),
+        STEP.format(where="time >= %(start)s AND time < %(end)s", way="DESC"),
+        STEP.format(where="time >= %(end)s", way="ASC"),
+    ]
+)
 
 # Stored trades of an id range, and how many of them came from the REST history.
 TAPE_COUNTS = """

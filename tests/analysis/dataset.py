@@ -374,8 +374,7 @@ def insert_trades(
     ]
     with connection.cursor() as cursor:
         cursor.executemany(
-            f"INSERT INTO `{database}`.`trade` ({TRADE_COLUMNS})"
-            f" VALUES ({', '.join(['%s'] * 13)})",
+            f"INSERT INTO `{database}`.`trade` ({TRADE_COLUMNS}) VALUES ({', '.join(['%s'] * 13)})",
             rows,
         )
 

@@ -127,8 +127,7 @@ WINDOWS = {
 
 def completeness_path(product: str, start: datetime, end: datetime, extra: str = "") -> str:
     return (
-        f"/products/{product}/completeness?start={quote(iso(start))}&end={quote(iso(end))}"
-        + extra
+        f"/products/{product}/completeness?start={quote(iso(start))}&end={quote(iso(end))}" + extra
     )
 
 

@@ -1,7 +1,8 @@
 """Resolve deploy/cloudformation/pipeline.yml for given parameters, offline.
 
 Enough of CloudFormation to check what the stack would create: the short YAML tags,
-parameter defaults and their allowed values or patterns, conditions, `Fn::ForEach` (the
+parameter defaults and their allowed values or patterns, the template's `Rules` (a set of
+parameters they refuse is refused here too), conditions, `Fn::ForEach` (the
 AWS::LanguageExtensions transform), and the intrinsic functions the template uses. Resources
 are named the way CloudFormation names them (a task definition's Ref is its ARN, a log
 group's its name); ids that only AWS could make up (role ARNs, security group ids) get
@@ -93,6 +94,7 @@ def resolve(overrides: dict[str, Any], template: dict[str, Any] | None = None) -
     parameters = _parameter_values(template["Parameters"], overrides)
     stack = Stack(template, parameters)
     resolver = _Resolver(stack)
+    _check_rules(template.get("Rules", {}), resolver)
     declared = _expand_for_each(template["Resources"], resolver)
     for name, resource in declared.items():
         if "Condition" in resource and not resolver.condition(resource["Condition"]):
@@ -128,6 +130,18 @@ def _parameter_values(declared: dict[str, Any], overrides: dict[str, Any]) -> di
         is_list = spec["Type"].startswith("List<") or spec["Type"] == "CommaDelimitedList"
         values[name] = raw.split(",") if is_list else raw
     return values
+
+
+def _check_rules(rules: dict[str, Any], resolver: _Resolver) -> None:
+    """What CloudFormation checks before it creates anything: each rule whose RuleCondition
+    holds (or that has none) must have every assertion hold."""
+    for name, rule in rules.items():
+        if "RuleCondition" in rule and not resolver.truth(rule["RuleCondition"]):
+            continue
+        for assertion in rule["Assertions"]:
+            assert resolver.truth(assertion["Assert"]), (
+                f"rule {name}: {assertion.get('AssertDescription', 'assertion failed')}"
+            )
 
 
 def _expand_for_each(section: dict[str, Any], resolver: _Resolver) -> dict[str, Any]:
@@ -169,10 +183,10 @@ class _Resolver:
     # ---------------------------------------------------------------- conditions
     def condition(self, name: str) -> bool:
         if name not in self.conditions:
-            self.conditions[name] = self._truth(self.stack.template["Conditions"][name])
+            self.conditions[name] = self.truth(self.stack.template["Conditions"][name])
         return self.conditions[name]
 
-    def _truth(self, node: Any) -> bool:
+    def truth(self, node: Any) -> bool:
         ((function, argument),) = node.items()
         if function == "Condition":
             return self.condition(argument)
@@ -180,11 +194,11 @@ class _Resolver:
             left, right = (self.value(part) for part in argument)
             return str(left) == str(right)
         if function == "Fn::Not":
-            return not self._truth(argument[0])
+            return not self.truth(argument[0])
         if function == "Fn::And":
-            return all(self._truth(part) for part in argument)
+            return all(self.truth(part) for part in argument)
         if function == "Fn::Or":
-            return any(self._truth(part) for part in argument)
+            return any(self.truth(part) for part in argument)
         raise AssertionError(f"unsupported condition function {function}")
 
     # ---------------------------------------------------------------- resources

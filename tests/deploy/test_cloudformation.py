@@ -1,11 +1,14 @@
 """deploy/cloudformation/pipeline.yml, checked offline (nothing here reaches AWS).
 
 - cfn-lint (AWS's own resource specifications) finds no error;
-- the template, resolved for two sets of parameters, gives task definitions and services the
-  ECS API accepts (botocore's RegisterTaskDefinition / CreateService / RunTask shapes);
+- the template, resolved for sets of parameters that take every branch of its conditions
+  (and refused for those its Rules refuse), gives task definitions and services the ECS API
+  accepts (botocore's RegisterTaskDefinition / CreateService / RunTask shapes);
 - what the shapes can't say: secrets only through `Secrets`, health checks, non-root user,
-  read-only root file system, deployment bounds, consumer ownership of products, IAM scoped
-  to exactly the secrets and log groups each task uses, and the backfill command.
+  read-only root file system, deployment bounds, consumer ownership of products, the
+  repair service (read-only account, REST URL, one task at most), one trades topic for
+  every service, IAM scoped to exactly the secrets and log groups each task uses, and the
+  backfill command.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import functools
 import json
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,9 +27,12 @@ import botocore.session
 import pytest
 from botocore.model import Shape
 from botocore.validate import ParamValidator
+from pydantic import ValidationError
 
+from repair.settings import RepairSettings
+from shared.settings import KafkaSettings
 from tests.deploy import cfn
-from tests.deploy.contract import ROOT, SECRET_NAMES, check_settings
+from tests.deploy.contract import ROOT, SECRET_NAMES, check_settings, dockerfile_targets
 from tests.deploy.health import snippet_exit_code
 
 SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:"
@@ -59,15 +66,26 @@ CASES: dict[str, dict[str, str]] = {
         "CreateRepositories": "false",
     },
     "plaintext": REQUIRED | {"SecurityGroupId": "sg-0123456789abcdef0", "KafkaAuth": "PLAINTEXT"},
+    # The trade tape off: no trades topic anywhere, and repair deployed with no task.
+    "tape-off": REQUIRED
+    | {
+        "SecurityGroupId": "sg-0123456789abcdef0",
+        "KafkaAuth": "TLS",
+        "KafkaTradesTopic": "",
+        "RepairDesiredCount": "0",
+    },
 }
 PRODUCTS = ["ETH-BTC", "BTC-USD", "BTC-EUR"]
 CFN_LINT = str(Path(sys.executable).with_name("cfn-lint"))  # the dev lock's, beside this python
-HEALTH_PORT = {"producer": 9101, "consumer": 9102, "analysis": 8000}
+HEALTH_PORT = {"producer": 9101, "consumer": 9102, "analysis": 8000, "repair": 9103}
 PORT_VARIABLE = {
     "producer": "PRODUCER_METRICS_PORT",
     "consumer": "CONSUMER_METRICS_PORT",
     "analysis": "ANALYSIS_PORT",
+    "repair": "REPAIR_METRICS_PORT",
 }
+# The services that read `trade` or `order` only, as ticker_reader (SELECT only).
+READ_ONLY = {"analysis", "repair"}
 
 
 @functools.cache
@@ -233,6 +251,32 @@ def test_every_ecs_resource_is_a_checked_kind(deployed: cfn.Stack) -> None:
     assert kinds == {"AWS::ECS::Cluster", "AWS::ECS::TaskDefinition", "AWS::ECS::Service"}
 
 
+def test_every_image_is_a_repository_a_target_and_pushed_by_make() -> None:
+    """The stack's images are exactly the repositories it creates, the Dockerfile's targets of
+    those names, and what `make push` pushes (the deploy README's first step)."""
+    deployed = stack("scram-per-instrument")  # CreateRepositories: true (the default)
+    prefix = f"{cfn.ACCOUNT}.dkr.ecr.{cfn.REGION}.amazonaws.com/coinbase-pipeline/"
+    images = {
+        container(task)["Image"].removeprefix(prefix).split(":")[0]
+        for task in tasks(deployed).values()
+    }
+    assert images == {"producer", "consumer", "analysis", "repair"}
+    repositories = deployed.of_type("AWS::ECR::Repository").values()
+    assert {r["RepositoryName"] for r in repositories} == {f"coinbase-pipeline/{i}" for i in images}
+    assert images <= dockerfile_targets()
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    pushed = subprocess.run(
+        ["make", "-n", "--no-print-directory", "push", "REGISTRY=r.example/cp", "TAG=t1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert {f"docker push r.example/cp/{image}:t1" for image in images} <= set(pushed)
+    assert {f"docker build --target {i} -t r.example/cp/{i}:t1 ." for i in images} <= set(pushed)
+
+
 # ---------------------------------------------------------------- tasks
 
 
@@ -307,6 +351,7 @@ def expected_secrets(deployed: cfn.Stack) -> dict[str, set[str]]:
         "consumer": kafka | {"MYSQL_PASSWORD"},
         "backfill": kafka | {"MYSQL_PASSWORD"},
         "analysis": {"MYSQL_PASSWORD"},
+        "repair": kafka | {"MYSQL_PASSWORD"},
     }
 
 
@@ -326,7 +371,7 @@ def test_each_task_gets_only_its_secrets(deployed: cfn.Stack) -> None:
             account = environment(item)["MYSQL_USER"]
             arn = reader if account == "ticker_reader" else writer
             assert secrets(item)["MYSQL_PASSWORD"] == f"{arn}:password::"
-            assert account == ("ticker_reader" if item["Name"] == "analysis" else "ticker_writer")
+            assert account == ("ticker_reader" if item["Name"] in READ_ONLY else "ticker_writer")
 
 
 def test_kafka_auth_settings(deployed: cfn.Stack) -> None:
@@ -382,7 +427,14 @@ def test_backfill_task_runs_the_backfill_command(deployed: cfn.Stack) -> None:
         backfill["ExecutionRoleArn"]
         == task_of(deployed, consumer_services(deployed)[0])["ExecutionRoleArn"]
     )
-    same = {"PRODUCTS", "KAFKA_TOPIC", "KAFKA_GROUP_ID", "MYSQL_HOST", "MYSQL_DATABASE"}
+    same = {
+        "PRODUCTS",
+        "KAFKA_TOPIC",
+        "KAFKA_TRADES_TOPIC",
+        "KAFKA_GROUP_ID",
+        "MYSQL_HOST",
+        "MYSQL_DATABASE",
+    }
     for service in consumer_services(deployed):
         consumer = container(task_of(deployed, service))
         assert item["Image"] == consumer["Image"]
@@ -462,6 +514,90 @@ def test_analysis_serves_port_8000_read_only(deployed: cfn.Stack) -> None:
         assert (rule["FromPort"], rule["ToPort"], rule["CidrIp"]) == (8000, 8000, cidr)
     else:
         assert not rules
+
+
+def test_repair_follows_the_tape_as_the_reader_one_task_at_most(deployed: cfn.Stack) -> None:
+    service = services(deployed)["RepairService"]
+    task = task_of(deployed, service)
+    item = container(task)
+    env = environment(item)
+    assert item["Command"] == ["python", "-m", "repair", "--follow"]
+    assert (task["Cpu"], task["Memory"]) == ("256", "512")
+    assert env["MYSQL_USER"] == "ticker_reader", "SELECT on `trade` is all repair needs"
+    reader = deployed.parameters["MysqlReaderSecretArn"]
+    assert secrets(item)["MYSQL_PASSWORD"] == f"{reader}:password::"
+    assert env["COINBASE_REST_URL"] == deployed.parameters["CoinbaseRestUrl"]
+    assert env["PRODUCTS"] == ",".join(PRODUCTS), "PRODUCTS fixes the partitions: all of it"
+    assert env["KAFKA_TRADES_TOPIC"] == deployed.parameters["KafkaTradesTopic"]
+    assert "PortMappings" in item and "HealthCheck" in item
+    # Two repairers would fetch the same trades at one per-IP REST limit: stop, then start.
+    deployment = service["DeploymentConfiguration"]
+    assert (deployment["MaximumPercent"], deployment["MinimumHealthyPercent"]) == (100, 0)
+    assert service["DesiredCount"] == deployed.parameters["RepairDesiredCount"]
+    spec = deployed.template["Parameters"]["RepairDesiredCount"]
+    assert {str(value) for value in spec["AllowedValues"]} == {"0", "1"}
+    assert str(spec["Default"]) == "1"
+    if not deployed.parameters["KafkaTradesTopic"]:
+        assert service["DesiredCount"] == "0", "no trade tape, nothing to repair"
+
+
+def test_coinbase_rest_url_parameter_is_repair_s_setting() -> None:
+    spec = cfn.load()["Parameters"]["CoinbaseRestUrl"]
+    assert spec["Default"] == RepairSettings.model_fields["coinbase_rest_url"].default
+    assert spec["Default"] == "https://api.exchange.coinbase.com"
+    # The parameter's pattern accepts exactly what the setting accepts.
+    for url in [
+        "https://api.exchange.coinbase.com",
+        "http://simulator:8765",
+        "https://api-public.sandbox.exchange.coinbase.com/",
+        "https://proxy.internal/coinbase",
+        "ftp://api.exchange.coinbase.com",
+        "api.exchange.coinbase.com",
+        "https://",
+        "https://api.exchange.coinbase.com?x=1",
+        "https://api exchange.coinbase.com",
+        "",
+    ]:
+        try:
+            RepairSettings.model_validate({"coinbase_rest_url": url})
+            valid = True
+        except ValidationError:
+            valid = False
+        assert bool(re.fullmatch(spec["AllowedPattern"], url)) == valid, url
+
+
+def test_every_service_on_kafka_gets_the_one_trades_topic(deployed: cfn.Stack) -> None:
+    topic = deployed.parameters["KafkaTradesTopic"]
+    on_kafka = [
+        container(task)
+        for task in tasks(deployed).values()
+        if "KAFKA_BOOTSTRAP_SERVERS" in environment(container(task))
+    ]
+    assert {item["Name"] for item in on_kafka} == {"producer", "consumer", "backfill", "repair"}
+    for item in on_kafka:
+        assert environment(item)["KAFKA_TRADES_TOPIC"] == topic, item["Name"]
+    default = cfn.load()["Parameters"]["KafkaTradesTopic"]["Default"]
+    assert default == KafkaSettings.model_fields["kafka_trades_topic"].default
+
+
+@pytest.mark.parametrize(
+    ("overrides", "refusal"),
+    [
+        ({"KafkaTradesTopic": ""}, "RepairDesiredCount must be 0"),
+        ({"KafkaTradesTopic": "coinbase.ticker"}, "must differ from KafkaTopic"),
+        ({"KafkaTradesTopic": "coinbase.ticker.dlq"}, "must differ from KafkaTopic"),
+        ({"KafkaAuth": "SCRAM-SHA-512"}, "KafkaSecretArn is required"),
+        ({"SecurityGroupId": ""}, "VpcId is required"),
+    ],
+)
+def test_rules_refuse_stacks_whose_services_cannot_start(
+    overrides: dict[str, str], refusal: str
+) -> None:
+    base = CASES["plaintext"]
+    with pytest.raises(AssertionError, match=refusal):
+        cfn.resolve(base | overrides)
+    # The same stack without the mistake is accepted.
+    assert cfn.resolve(base).resources
 
 
 def test_created_security_group_only_when_none_is_given(deployed: cfn.Stack) -> None:

@@ -2,8 +2,9 @@
 
 - every ECS service that should run a task has an alarm for "no task running", and one
   deployed with no task has none;
-- the EventBridge rule matches a task of this cluster stopping with exit code 2 or 3, and
-  nothing else; its message's placeholders all come from the event;
+- the EventBridge rule matches a task of this cluster stopping with exit code 2 or 3, for
+  every service and the backfill, and nothing else; its message's placeholders all come
+  from the event;
 - every log group has a metric filter that matches the "fatal" line the code really writes
   (shared/failures.py, run here), feeding the fatal alarm;
 - alarms are valid PutMetricAlarm requests (botocore's shapes), notify the one topic, which
@@ -35,6 +36,7 @@ FIRST_DEPLOY = REQUIRED | {
     "ProducerDesiredCount": "0",
     "ConsumerDesiredCount": "0",
     "AnalysisDesiredCount": "0",
+    "RepairDesiredCount": "0",
     "AlarmEmail": "oncall@example.com",
 }
 LAYOUTS = CASES | {"first-deploy": FIRST_DEPLOY}
@@ -176,6 +178,31 @@ def test_exit_rule_matches_only_exit_2_or_3_of_this_cluster(deployed: cfn.Stack)
     used = set(re.findall(r"<(\w+)>", transformer["InputTemplate"]))
     assert used == set(transformer["InputPathsMap"])
     assert json.loads(transformer["InputTemplate"]), "the message must be one JSON string"
+
+
+def test_exit_rule_covers_every_task_of_the_stack(deployed: cfn.Stack) -> None:
+    """Any task of the stack exiting 2 or 3 is one message, whichever service started it
+    (or a backfill run by hand): the rule is not limited to some of them."""
+    [rule] = deployed.of_type("AWS::Events::Rule").values()
+    project = deployed.outputs["ClusterName"]
+    containers = {  # ECS's group of a task -> its container's name
+        f"family:{task['Family']}": task["ContainerDefinitions"][0]["Name"]
+        for task in deployed.of_type("AWS::ECS::TaskDefinition").values()
+    }
+    for service in deployed.of_type("AWS::ECS::Service").values():
+        [family] = [
+            group
+            for group in containers
+            if service["TaskDefinition"].endswith(f"/{group.removeprefix('family:')}:1")
+        ]
+        containers[f"service:{service['ServiceName']}"] = containers.pop(family)
+    assert {f"service:{project}-repair", f"family:{project}-backfill"} <= set(containers)
+    for group, name in containers.items():
+        for code in (2, 3):
+            event = task_stopped(deployed, code, group=group)
+            event["detail"]["containers"] = [{"name": name, "exitCode": code}]
+            assert matches(rule["EventPattern"], event), (group, code)
+        assert not matches(rule["EventPattern"], task_stopped(deployed, 0, group=group))
 
 
 def json_path(event: Any, path: str) -> Any:

@@ -1,4 +1,5 @@
-"""The Makefile's image targets: one build per Dockerfile target, push pushes all three."""
+"""The Makefile's image targets: one build per service image, push pushes all four (the ECS
+stack runs each of them)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ def test_makefile_image_targets() -> None:
             "build-producer",
             "build-consumer",
             "build-analysis",
+            "build-repair",
             "push",
             "compose-config",
             "REGISTRY=registry.example/cp",
@@ -35,9 +37,11 @@ def test_makefile_image_targets() -> None:
         "docker build --target producer -t registry.example/cp/producer:t1 .",
         "docker build --target consumer -t registry.example/cp/consumer:t1 .",
         "docker build --target analysis -t registry.example/cp/analysis:t1 .",
+        "docker build --target repair -t registry.example/cp/repair:t1 .",
         "docker push registry.example/cp/producer:t1",
         "docker push registry.example/cp/consumer:t1",
         "docker push registry.example/cp/analysis:t1",
+        "docker push registry.example/cp/repair:t1",
         "docker compose --profile demo --profile monitoring --profile per-instrument config -q",
     ]
 
