@@ -147,14 +147,16 @@ def test_rest_serves_the_feeds_history_including_trades_no_one_received() -> Non
                 subscribe(ws, [BTC], ["matches"])
                 received += read_until_closed(ws, timeout=3)
             time.sleep(0.3)  # down: trades go on
-        made = sim.trades()[BTC]
         rest: list[dict[str, Any]] = []
         trades, headers = page(trades_url(sim, limit=1000))
         while trades:
             rest += trades
             trades, headers = page(trades_url(sim, after=headers["CB-AFTER"]))
-    assert [t["trade_id"] for t in rest] == [t.trade_id for t in reversed(made)][-len(rest) :]
-    assert rest[-1]["trade_id"] == made[0].trade_id and len(rest) >= len(made)
+        made = sim.trades()[BTC]  # after the paging: the market went on meanwhile
+    newest = rest[0]["trade_id"]  # the first page's newest; later trades are not in `rest`
+    expected = [t.trade_id for t in reversed(made) if t.trade_id <= newest]
+    assert [t["trade_id"] for t in rest] == expected
+    assert rest[-1]["trade_id"] == made[0].trade_id
     feed = {m["trade_id"]: m for m in messages_of(received, "match")}
     feed.update({m["trade_id"]: m for m in messages_of(received, "last_match")})
     by_id = {t["trade_id"]: t for t in rest}
