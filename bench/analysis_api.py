@@ -169,7 +169,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     products = PRODUCTS[: args.products]
     found: dict[str, Any] = {"rows": args.rows, "products": list(products), "days": args.days}
     with throwaway_pipeline("bench", products) as pipeline:
-        pipeline.rows(f"GRANT SELECT ON `{pipeline.database}`.`order` TO %s@%s", READER, "%")
+        for table in ("order", "trade"):  # the tape is empty here: candles come from ticks
+            pipeline.rows(f"GRANT SELECT ON `{pipeline.database}`.`{table}` TO %s@%s", READER, "%")
         report.say(f"loading {args.rows:,} rows into {pipeline.database}.order")
         found["load"] = load(pipeline, args.rows, args.days)
         found["rows_in_table"] = pipeline.row_count()
