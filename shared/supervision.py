@@ -5,7 +5,8 @@ A client with work waiting (messages unacknowledged, a commit unanswered, record
 that shows no progress for `PROBE_AFTER_S` makes its watch ask the cluster, through a fresh
 client, about the client's topic. The answer decides:
 
-- the cluster does not answer: a real outage. The client retries on its own; wait.
+- the cluster does not answer: a real outage. The client retries on its own; wait, and
+  once the cluster answers again give it a whole `STALL_S` before judging it.
 - the topic (or one of its partitions) is missing: after `MISSING_GRACE_S` of that (a topic
   being created, a leader moving) it is a `Fatal` failure: retrying cannot bring it back.
 - the topic is there, yet no progress for `STALL_S`: the client is wedged and is replaced.
@@ -160,7 +161,13 @@ class ClientWatch:
                 )
             return Verdict.WAIT
         self._missing_since = None
-        if state is TopicState.READY and stalled >= self.stall_s:
+        if state is TopicState.UNREACHABLE:
+            # An outage is not the client's fault: once the cluster answers again, it gets a
+            # whole stall_s to reconnect before it counts as wedged (replacing it then would
+            # only resend what was in flight, duplicates included).
+            self._progress_at = now
+            return Verdict.WAIT
+        if stalled >= self.stall_s:
             self.replacements += 1
             REPLACEMENTS.labels(client=self.client).inc()
             self._progress_at = now  # the new client gets a whole stall_s to start

@@ -63,6 +63,19 @@ def test_an_outage_is_waited_out_however_long() -> None:
         assert watch.check(waiting=True) is Verdict.WAIT
 
 
+def test_after_an_outage_the_client_gets_a_whole_stall_to_reconnect() -> None:
+    states = [TopicState.UNREACHABLE] * 30 + [TopicState.READY] * 100
+    watch, clock, _probed = watch_of(states)
+    verdicts = []
+    for _ in range(30 + int(STALL_S) + 5):  # 30 s of outage, then the cluster answers
+        clock.now += 1
+        verdicts.append(watch.check(waiting=True))
+    # Not at once when the cluster is back (the outage counted as the client's stall),
+    # but once it has answered for STALL_S without the client making progress.
+    assert Verdict.REPLACE not in verdicts[: 30 + int(STALL_S) - 1]
+    assert Verdict.REPLACE in verdicts
+
+
 def test_a_topic_missing_past_the_grace_is_gone_and_a_blip_is_not() -> None:
     watch, clock, _probed = watch_of([TopicState.MISSING, TopicState.READY])
     clock.now += PROBE_AFTER_S
