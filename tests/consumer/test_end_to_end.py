@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import orjson
 import pytest
@@ -141,6 +142,11 @@ def test_bad_frames_go_to_dead_letters_and_good_rows_land(pipeline: Pipeline) ->
     assert isinstance(pipeline.rows("SELECT MAX(time) FROM `order`")[0][0], datetime)
 
 
+def writers(url: str) -> dict[str, Any]:
+    found: dict[str, Any] = orjson.loads(http_get(url + "/healthz")[1])["writers"]
+    return found
+
+
 @pytest.mark.timeout(90)
 def test_health_reports_each_writer_and_metrics_count_rows(pipeline: Pipeline) -> None:
     produce(pipeline, [(1, ticker("BTC-USD", 500 + n)) for n in range(30)])
@@ -150,6 +156,8 @@ def test_health_reports_each_writer_and_metrics_count_rows(pipeline: Pipeline) -
     try:
         wait_for(lambda: row_count(pipeline) == 30, 60, "rows")
         wait_for(lambda: http_get(url + "/healthz")[0] == 200, 15, "healthy consumer")
+        # The lag shows once a fetch answer has carried the partition's end (a loop later).
+        wait_for(lambda: writers(url)["BTC-USD"]["lag"] == 0, 15, "BTC-USD's lag known")
         health = orjson.loads(http_get(url + "/healthz")[1])
         assert set(health["writers"]) == set(pipeline.products)
         assert all(writer["alive"] for writer in health["writers"].values())

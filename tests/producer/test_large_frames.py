@@ -109,7 +109,11 @@ def test_a_2_mib_ticker_between_ticks_costs_no_tick_and_not_the_connection(
     sent = sum(len(frames) for frames in expected.values())
     assert connections == feed_connections, f"a connection was lost ({connections}); {lost}"
     assert sent == len(lines) - 1, "the simulator did not send every line"
-    assert '"sequence anomaly' not in err  # the big frames are in sequence
+    # The big frames are in sequence: no anomaly names them (a second connection's subscribe
+    # can race the first one's stream on a loaded machine, which is not what this checks).
+    big = {json.loads(fits)["sequence"], json.loads(refused)["sequence"]}
+    anomalies = [json.loads(line) for line in err.splitlines() if '"sequence anomaly' in line]
+    assert not [a for a in anomalies if a.get("sequence") in big], anomalies
     assert lost == dict.fromkeys(PRODUCTS, 0), f"valid ticks lost: {lost} of {sent}"
     assert found == expected
     assert fits in found["BTC-USD"]
