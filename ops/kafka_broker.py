@@ -1,5 +1,6 @@
 """The Kafka broker at KAFKA_BOOTSTRAP_SERVERS: whether it answers, the pipeline's topics, and
-a private Apache Kafka broker (KRaft, jars from Maven Central, run with java) in .run/kafka."""
+a private Apache Kafka broker (KRaft, jars from Maven Central, run with java) in
+.run/kafka-PORT (one folder per port, so two private brokers may run side by side)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ CACHE = (
     / "coinbase-pipeline"
     / f"kafka-{VERSION}"
 )
-FOLDER = RUN / "kafka"
+PORT = BOOTSTRAP.split(",")[0].rpartition(":")[2]
+FOLDER = RUN / f"kafka-{PORT}"
 MARKER = "kafka.Kafka"
 
 POM = f"""<project xmlns="http://maven.apache.org/POM/4.0.0">
@@ -102,9 +104,7 @@ def jars() -> Path:
 
 
 def properties(data: Path) -> str:
-    host_port = BOOTSTRAP.split(",")[0]
-    port = host_port.rpartition(":")[2]
-    controller_port = int(port) + 1
+    port, controller_port = PORT, int(PORT) + 1
     return f"""process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:{controller_port}

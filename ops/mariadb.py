@@ -1,4 +1,4 @@
-"""A private MariaDB server in .run/mariadb, listening on 127.0.0.1:MYSQL_PORT: Debian's
+"""A private MariaDB server in .run/mariadb-PORT, listening on 127.0.0.1:MYSQL_PORT: Debian's
 mariadb-server (installed when missing and root), its data folder initialised once."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pymysql
 from ops import mysql_server
 from ops.processes import RUN, port_open, running_pid, say, spawn, stop_pid_file, wait_until
 
-FOLDER = RUN / "mariadb"
+FOLDER = RUN / f"mariadb-{mysql_server.PORT}"
 MARKER = "mariadbd"
 
 

@@ -1,6 +1,6 @@
 """Make a Kafka broker and a MySQL-compatible server available on loopback.
 
-    python ops/services.py up | down | status | schema
+    python ops/services.py up [--private] | down | status | schema
     python ops/services.py start kafka|mariadb | stop kafka|mariadb
 
 `up` picks the first way that works:
@@ -8,7 +8,9 @@
 2. a Docker engine answers: `docker compose up -d` of the broker and MySQL services;
 3. otherwise a real Apache Kafka broker (KRaft, jars from Maven Central, run with java)
    and a private MariaDB (Debian's mariadb-server, installed when missing and root),
-   both living under .run/ with their logs and PID files.
+   both living under .run/ (a folder per port) with their logs and PID files.
+`up --private` takes the third way only: a broker and a database this checkout may stop
+(the tests that stop them run on such a pair of their own, on other ports).
 `down` stops exactly the processes `up` started here, by PID file.
 
 One module a part: ops/kafka_broker.py (readiness, topics, the private broker),
@@ -29,8 +31,11 @@ from ops import compose, kafka_broker, mariadb, mysql_server
 from ops.processes import say
 
 
-def up() -> None:
-    if kafka_broker.ready() and mysql_server.ready():
+def up(private: bool = False) -> None:
+    if private:
+        kafka_broker.start()
+        mariadb.start()
+    elif kafka_broker.ready() and mysql_server.ready():
         say("Kafka and MySQL already answer at the configured addresses; using them")
     elif not local_services_started() and compose.engine():
         compose.up()
@@ -74,12 +79,15 @@ def main() -> int:
     )
     parser.add_argument("command", choices=["up", "down", "status", "schema", "start", "stop"])
     parser.add_argument("service", nargs="?", choices=["kafka", "mariadb"])
+    parser.add_argument(
+        "--private", action="store_true", help="up: start a private broker and MariaDB here"
+    )
     args = parser.parse_args()
     if args.command in ("start", "stop") and args.service is None:
         parser.error(f"{args.command} needs a service: kafka or mariadb")
     match args.command, args.service:
         case "up", _:
-            up()
+            up(args.private)
         case "down", _:
             down()
         case "status", _:
