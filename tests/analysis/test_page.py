@@ -86,12 +86,14 @@ def test_page_draws_one_chart_per_product_and_the_largest_trades(
         assert int(section.get_attribute("data-bars") or 0) > 0
 
     # The charts hold the API's candles (the page refreshes every second: compare with a
-    # fresh answer, and retry once if a minute turned between the two).
+    # fresh answer, and after the page's next refresh again if a minute turned between the two).
     for _ in range(3):
         drawn = browser.execute_script(DRAWN)
         expected = {product: api_candles(analysis, product, 60) for product in products}
         if drawn == expected:
             break
+        seen = refreshes(browser)
+        wait(browser, lambda seen=seen: refreshes(browser) > seen)
     assert drawn == expected
 
     trades = analysis.get("/trades/largest?hours=24&limit=10").json()

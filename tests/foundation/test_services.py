@@ -53,7 +53,7 @@ def test_services_command_runs_as_a_script_from_any_folder(
         [*command, "--help"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30
     )
     assert shown.returncode == 0, shown.stderr
-    assert "python ops/services.py up | down | status | schema" in shown.stdout
+    assert "python ops/services.py up [--private] | down | status | schema" in shown.stdout
     status = subprocess.run(
         [*command, "status"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
     )
