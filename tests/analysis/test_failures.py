@@ -150,7 +150,7 @@ def sessions(services: Services, user: str) -> int:
         return int(cursor.fetchone()[0])  # type: ignore[index]
 
 
-@pytest.mark.exclusive  # sets init_connect on the server every test shares
+@pytest.mark.exclusive  # sets init_connect on the server
 def test_connections_the_server_closed_when_idle_are_replaced_not_served(
     services: Services, database: str, tmp_path: Path
 ) -> None:

@@ -18,7 +18,8 @@ SIZE = 0.1  # of the full drill's counts and fault durations
 # feed was once written whole by then).
 SIZES = {"kill9": 0.5, "mariadb": 0.5, "broker": 0.25}
 MID_STREAM = ("kill9", "mariadb", "broker")  # faults that strike while rows are flowing
-# These stop the database or the broker every test shares: they run alone, after the rest.
+# These stop the database or the broker: they run one at a time, on a private pair of their
+# own (ops/run-tests.sh), beside the rest.
 SHARED_SERVER = ("mariadb", "broker")
 
 

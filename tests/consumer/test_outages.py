@@ -55,7 +55,7 @@ def test_sigterm_during_a_backlog_exits_0_promptly(pipeline: Pipeline, consumer:
     assert_exact(feed)
 
 
-@pytest.mark.exclusive  # stops the database every test shares
+@pytest.mark.exclusive  # stops the database
 @pytest.mark.timeout(90)
 def test_started_while_mariadb_is_down_waits_and_sigterm_still_exits_0(
     pipeline: Pipeline, consumer: Service

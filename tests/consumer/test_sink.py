@@ -207,7 +207,7 @@ def test_auto_probes_the_server(settings: ConsumerSettings) -> None:
     assert WritePath(auto).resolve() == LOAD_DATA  # ops/mariadb.py starts MariaDB with it on
 
 
-@pytest.mark.exclusive  # turns local_infile off on the server every test shares
+@pytest.mark.exclusive  # turns local_infile off on the server
 @pytest.mark.usefixtures("local_infile_off")
 def test_a_server_without_local_infile_means_insert_or_a_one_line_stop(
     settings: ConsumerSettings, pipeline: Pipeline, tmp_path: Path

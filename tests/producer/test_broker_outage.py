@@ -24,7 +24,7 @@ from tests.conftest import Pipeline
 from tests.factories import fatal_line, free_port, start_service, stop_service, wait_for
 from tests.producer.test_producer_e2e import published, sent
 
-# Stops the broker every test shares: runs alone, after the parallel part.
+# Stops the broker: runs one at a time, on a private broker of its own (ops/run-tests.sh).
 pytestmark = pytest.mark.exclusive
 
 
