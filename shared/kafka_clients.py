@@ -7,6 +7,7 @@ from typing import Any
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
 
+from shared.logs import get_logger
 from shared.settings import CommonSettings
 
 # Header names carried by every raw record and every dead letter.
@@ -19,11 +20,26 @@ HEADER_SOURCE_OFFSET = "source_offset"
 HEADER_ORIGINAL_LENGTH = "original_length"
 
 
+class LibrdkafkaLog:
+    """librdkafka's own log lines (a broker unreachable, say) as structured lines like the
+    service's. Given a logger, confluent-kafka queues them and writes them only while the
+    client is polled, so a client still retrying a dead broker cannot write after the line a
+    service ends with (librdkafka's default printed to stderr from its threads at any time)."""
+
+    def __init__(self) -> None:
+        self._log = get_logger("librdkafka")
+
+    def log(self, level: int, _format: str, facility: str, client: str, message: str) -> None:
+        self._log.log(level, message, facility=facility, client=client)
+
+
 def connection_config(settings: CommonSettings) -> dict[str, Any]:
-    """Options every client needs: where the brokers are and how to authenticate."""
+    """Options every client needs: where the brokers are, how to authenticate, where its
+    own log lines go."""
     config: dict[str, Any] = {
         "bootstrap.servers": settings.kafka_bootstrap_servers,
         "security.protocol": settings.kafka_security_protocol,
+        "logger": LibrdkafkaLog(),
     }
     if settings.kafka_ssl_ca_location:
         config["ssl.ca.location"] = settings.kafka_ssl_ca_location

@@ -40,6 +40,9 @@ function addChart(product) {
     lastValueVisible: false, priceLineVisible: false,
   });
   volume.priceScale().applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
+  // autoSize learns the plot's width after layout, maybe after the first fit: fitted at a
+  // provisional width, the chart would keep that bar spacing and show only its last bars.
+  chart.timeScale().subscribeSizeChange(() => chart.timeScale().fitContent());
   page.charts[product] = { section, chart, candles, volume };
   return page.charts[product];
 }

@@ -33,6 +33,12 @@ return [...document.querySelectorAll("#largest tbody tr")].map((row) =>
   [...row.querySelectorAll("td")].map((cell) => cell.textContent));
 """
 
+# The bars each chart shows, as the time scale's logical range (bar indexes, fractional).
+SHOWN = """
+return Object.fromEntries(Object.entries(window.analysisPage.charts).map(([product, view]) =>
+  [product, view.chart.timeScale().getVisibleLogicalRange()]));
+"""
+
 # The trade tape's line of each chart.
 TAPE = """
 return Object.fromEntries([...document.querySelectorAll("section.chart")].map((section) =>
@@ -95,6 +101,23 @@ def test_page_draws_one_chart_per_product_and_the_largest_trades(
         seen = refreshes(browser)
         wait(browser, lambda seen=seen: refreshes(browser) > seen)
     assert drawn == expected
+
+    # A view shows every bar, and still does once the plot's width changes (autoSize learns
+    # a plot's width after layout: a chart that kept its first bar spacing showed its last
+    # few bars only).
+    def every_bar_shown() -> bool:
+        shown = browser.execute_script(SHOWN)
+        return all(
+            shown[p]["from"] < 0.5 and shown[p]["to"] > len(b) - 1.5 for p, b in drawn.items()
+        )
+
+    assert every_bar_shown(), browser.execute_script(SHOWN)
+    width, height = browser.get_window_size().values()
+    browser.set_window_size(width - 60, height)  # three charts a row still, each narrower
+    try:
+        wait(browser, every_bar_shown, timeout_s=10)
+    finally:
+        browser.set_window_size(width, height)
 
     trades = analysis.get("/trades/largest?hours=24&limit=10").json()
     cells = browser.execute_script(TABLE)  # in one go: the page redraws it every second
