@@ -61,20 +61,29 @@ def start() -> None:
         )
     if pid is None:
         server = binary()
+        # Its own tmpdir: a MariaDB starting deletes every #sql* file in its tmpdir, which in a
+        # shared /tmp includes the temporary tables of another instance being initialised.
+        tmpdir = FOLDER / "tmp"
+        tmpdir.mkdir(exist_ok=True)
         if not (FOLDER / "initialized").exists():
             shutil.rmtree(data, ignore_errors=True)
-            subprocess.run(
+            initialised = subprocess.run(
                 [
                     "mariadb-install-db",
                     "--no-defaults",
                     *user,
                     f"--datadir={data}",
+                    f"--tmpdir={tmpdir}",
                     "--auth-root-authentication-method=normal",
                     "--skip-test-db",
                 ],
-                check=True,
                 stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
             )
+            if initialised.returncode != 0:
+                print(initialised.stderr[-4000:], end="", flush=True)
+                sys.exit(f"[services] mariadb-install-db failed for {data} (its output above)")
             (FOLDER / "initialized").write_text("yes")
         pid = spawn(
             [
@@ -82,6 +91,7 @@ def start() -> None:
                 "--no-defaults",
                 *user,
                 f"--datadir={data}",
+                f"--tmpdir={tmpdir}",
                 f"--socket={unix_socket()}",
                 f"--port={mysql_server.PORT}",
                 "--bind-address=127.0.0.1",

@@ -30,15 +30,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
+$PY ops/services.py up || exit 1
+# After the shared pair: that one installs MariaDB and fetches Kafka's jars when missing.
 "${exclusive_env[@]}" $PY ops/services.py up --private >.run/exclusive-services.log 2>&1 &
 exclusive_services=$!
-$PY ops/services.py up || exit 1
+.venv/bin/ruff check . || exit 1
+.venv/bin/mypy || exit 1
 if ! wait "$exclusive_services"; then
   cat .run/exclusive-services.log
   exit 1
 fi
-.venv/bin/ruff check . || exit 1
-.venv/bin/mypy || exit 1
 
 "${exclusive_env[@]}" $PY -m pytest -m exclusive "$@" >"$exclusive_log" 2>&1 &
 exclusive_tests=$!
