@@ -21,7 +21,10 @@ mkdir -p .run
 if ! $PY ops/services.py status >/dev/null 2>&1; then
   touch "$marker"
 fi
+exclusive_services=
 cleanup() {
+  # A start still under way would leave what it starts after the stop below.
+  if [ -n "$exclusive_services" ]; then wait "$exclusive_services" 2>/dev/null; fi
   "${exclusive_env[@]}" $PY ops/services.py down
   if [ -f "$marker" ]; then
     $PY ops/services.py down
