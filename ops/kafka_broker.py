@@ -169,9 +169,6 @@ def start() -> None:
                 "-Xms128m",
                 "-Xmx512m",
                 "-XX:+UseSerialGC",
-                # C1 only: a test or demo broker lives minutes, and C2's compiling cost a
-                # quarter of its CPU in the suite (42 s against 32 s over the parallel part).
-                "-XX:TieredStopAtLevel=1",
                 "-XX:+ExitOnOutOfMemoryError",
                 f"-Dkafka.logs.dir={FOLDER}",
                 f"-Dlog4j2.configurationFile={FOLDER / 'log4j2.properties'}",
