@@ -24,7 +24,8 @@ CACHE = (
     / "coinbase-pipeline"
     / f"kafka-{VERSION}"
 )
-PORT = BOOTSTRAP.split(",")[0].rpartition(":")[2]
+FIRST_ADDRESS = BOOTSTRAP.split(",")[0]  # the one a private broker listens on
+PORT = FIRST_ADDRESS.rpartition(":")[2]
 FOLDER = RUN / f"kafka-{PORT}"
 MARKER = "kafka.Kafka"
 
@@ -54,7 +55,7 @@ rootLogger.appenderRef.file.ref = file
 
 def ready(timeout_s: float = 3.0) -> bool:
     """A metadata request answered, not merely an open port."""
-    if not port_open(BOOTSTRAP.split(",")[0]):
+    if not port_open(FIRST_ADDRESS):
         return False
     admin = AdminClient({"bootstrap.servers": BOOTSTRAP, "log_level": 0})
     try:
@@ -133,7 +134,7 @@ def start() -> None:
     """Start the private broker unless it runs, and wait until it answers."""
     FOLDER.mkdir(parents=True, exist_ok=True)
     pid = running()
-    if pid is None and port_open(BOOTSTRAP.split(",")[0]):
+    if pid is None and port_open(FIRST_ADDRESS):
         # Another checkout's broker: "started" would then be a lie a drill believes.
         raise SystemExit(f"cannot start Kafka: {BOOTSTRAP} is served by a process not started here")
     if pid is None:
