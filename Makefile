@@ -24,10 +24,10 @@ $(INSTALLED): requirements.lock requirements-uv.lock pyproject.toml
 # (-c), so an image runs exactly what the tests ran. uv keeps the pins already in a lock file
 # unless told to upgrade (delete a lock, or `uv pip compile --upgrade`, to move them).
 IMAGE_LOCKS := producer consumer analysis repair tools
-UV_COMPILE = $(VENV)/bin/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 --no-header
+UV_PIP_COMPILE = $(VENV)/bin/uv pip compile --generate-hashes --python-version 3.11 --no-header
+UV_COMPILE = $(UV_PIP_COMPILE) pyproject.toml
 lock: venv  ## re-resolve the locks (uv, tests, each image, benchmarks) from pyproject.toml
-	echo uv | $(VENV)/bin/uv pip compile - --generate-hashes --python-version 3.11 --no-header \
-	  -o requirements-uv.lock
+	echo uv | $(UV_PIP_COMPILE) - -o requirements-uv.lock
 	$(UV_COMPILE) --extra dev -o requirements.lock
 	for image in $(IMAGE_LOCKS); do \
 	  $(UV_COMPILE) --extra $$image -c requirements.lock -o requirements-$$image.lock || exit 1; \
