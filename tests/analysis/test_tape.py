@@ -205,39 +205,28 @@ def test_candles_come_from_trades_where_the_tape_covers_the_bucket(analysis: Ana
     def bucket(minute: int) -> str:
         return str(unix(T0 + minute * M))
 
-    def tick_volume(minute: int) -> Decimal:
+    def volume(rows: list[dataset.Tick] | list[TapeTrade], minute: int) -> Decimal:
         b0 = T0 + minute * M
         return sum(
-            (
-                Decimal(t.size)
-                for t in analysis.ticks
-                if t.product == "BTC-EUR" and b0 <= t.time < b0 + M
-            ),
-            Decimal(0),
-        )
-
-    def trade_volume(minute: int) -> Decimal:
-        b0 = T0 + minute * M
-        return sum(
-            (
-                Decimal(t.size)
-                for t in analysis.trades
-                if t.product == "BTC-EUR" and b0 <= t.time < b0 + M
-            ),
+            (Decimal(r.size) for r in rows if r.product == "BTC-EUR" and b0 <= r.time < b0 + M),
             Decimal(0),
         )
 
     # Minutes 1-98 are covered: their volume is every trade's, more than the ticks report
     # wherever a batch held several matches.
-    richer = [minute for minute in range(1, 99) if trade_volume(minute) > tick_volume(minute)]
+    richer = [
+        minute
+        for minute in range(1, 99)
+        if volume(analysis.trades, minute) > volume(analysis.ticks, minute)
+    ]
     assert len(richer) > 20
     for minute in richer:
         assert dataset.covers(analysis.trades, "BTC-EUR", T0 + minute * M, T0 + (minute + 1) * M)
-        assert Decimal(got[bucket(minute)][5]) == trade_volume(minute)
+        assert Decimal(got[bucket(minute)][5]) == volume(analysis.trades, minute)
     # The tape starts in minute 0, misses minutes 100-102 and stops at 4 h: ticks there.
     for minute in (0, 101, 4 * 60 + 5):
         if bucket(minute) in got:
-            assert Decimal(got[bucket(minute)][5]) == tick_volume(minute), minute
+            assert Decimal(got[bucket(minute)][5]) == volume(analysis.ticks, minute), minute
     # Minute 99 is whole, but the next stored trade is after the hole: not provable, ticks.
     assert not dataset.covers(analysis.trades, "BTC-EUR", T0 + 99 * M, T0 + 100 * M)
     assert dataset.covers(analysis.trades, "BTC-EUR", T0 + 50 * M, T0 + 51 * M)
