@@ -86,6 +86,21 @@ def repair_env(pipeline: Pipeline, rest_url: str, **env: str) -> dict[str, str]:
     return python_env(pipeline.env(**(values | env)))
 
 
+def start_follow(
+    pipeline: Pipeline, rest_url: str, stderr: int = subprocess.PIPE, **env: str
+) -> subprocess.Popen[str]:
+    """`python -m repair --follow` in the background (its stderr piped unless told otherwise:
+    read it with communicate(), or a long run fills the pipe)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "repair", "--follow"],
+        cwd=ROOT,
+        env=repair_env(pipeline, rest_url, **env),
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        text=True,
+    )
+
+
 def run_repair(
     pipeline: Pipeline, rest_url: str, *args: str, **env: str
 ) -> subprocess.CompletedProcess[str]:

@@ -6,18 +6,16 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 
 import pytest
 
-from ops.pipeline import ROOT, Pipeline, free_port
+from ops.pipeline import Pipeline, free_port
 from simulator import SimulatorConfig, SimulatorThread
 
-from .harness import market, published_ids, repair_env, store
+from .harness import market, published_ids, start_follow, store
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -32,18 +30,12 @@ def test_follow_keeps_the_tape_complete(tape: Pipeline) -> None:
         # nothing after (it is down now).
         store(tape, [t for trades in made.values() for i, t in enumerate(trades[:50])
                      if not 20 <= i < 30])  # fmt: skip
-        repair = subprocess.Popen(
-            [sys.executable, "-m", "repair", "--follow"],
-            cwd=ROOT,
-            env=repair_env(
-                tape,
-                sim.rest_url,
-                REPAIR_POLL_S="0.5",
-                REPAIR_SETTLE_S="0.5",
-                REPAIR_METRICS_PORT=str(port),
-            ),
-            stderr=subprocess.PIPE,
-            text=True,
+        repair = start_follow(
+            tape,
+            sim.rest_url,
+            REPAIR_POLL_S="0.5",
+            REPAIR_SETTLE_S="0.5",
+            REPAIR_METRICS_PORT=str(port),
         )
         try:
             target = {p: trades[-1].trade_id for p, trades in sim.trades().items()}
@@ -81,18 +73,12 @@ def test_follow_outlives_a_rest_outage(tape: Pipeline) -> None:
     with market(count=50) as sim:
         store(tape, [t for trades in sim.trades().values() for t in trades[:20]])
     port = free_port()
-    repair = subprocess.Popen(
-        [sys.executable, "-m", "repair", "--follow"],
-        cwd=ROOT,
-        env=repair_env(
-            tape,
-            f"http://127.0.0.1:{free_port()}",  # nobody listens
-            REPAIR_POLL_S="0.2",
-            REPAIR_REST_GIVE_UP_S="0.5",
-            REPAIR_METRICS_PORT=str(port),
-        ),
-        stderr=subprocess.PIPE,
-        text=True,
+    repair = start_follow(
+        tape,
+        f"http://127.0.0.1:{free_port()}",  # nobody listens
+        REPAIR_POLL_S="0.2",
+        REPAIR_REST_GIVE_UP_S="0.5",
+        REPAIR_METRICS_PORT=str(port),
     )
     try:
         deadline, answer = time.monotonic() + 20, 0

@@ -5,18 +5,17 @@ closed from REST within a minute, each missing trade once, and the tape equals t
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from datetime import datetime
 from decimal import Decimal
 
 import pytest
 
-from ops.pipeline import PRODUCTS, ROOT, Pipeline
+from ops.pipeline import PRODUCTS, Pipeline
 from simulator import SimulatorConfig, SimulatorThread
 from tests.factories import start_service, stop_service
 
-from .harness import repair_env
+from .harness import start_follow
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -40,12 +39,8 @@ def test_a_producer_restart_opens_a_hole_that_repair_closes_within_a_minute(
     with SimulatorThread(config) as sim:
         consumer = start_service("consumer", tape, LOG_LEVEL="WARNING")
         producer = start_service("producer", tape, COINBASE_WS_URL=sim.url)
-        repair = subprocess.Popen(
-            [sys.executable, "-m", "repair", "--follow"],
-            cwd=ROOT,
-            env=repair_env(tape, sim.rest_url, REPAIR_POLL_S="2", REPAIR_SETTLE_S="2"),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        repair = start_follow(
+            tape, sim.rest_url, subprocess.DEVNULL, REPAIR_POLL_S="2", REPAIR_SETTLE_S="2"
         )
         try:
             deadline = time.monotonic() + 30
